@@ -1,0 +1,58 @@
+"""Releasing every open handle when the process ends, however it ends.
+
+``with VMCraft() as g`` already closes on an exception, and SIGINT arrives as
+KeyboardInterrupt, which unwinds through it. Two exits do not: SIGTERM, whose default action
+kills the process on the spot, and a handle that was never closed. SIGTERM is turned into
+SystemExit so that the stack unwinds, and an atexit hook closes whatever is still open.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import signal
+import threading
+import weakref
+from types import FrameType
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_open_handles: weakref.WeakSet[Closable] = weakref.WeakSet()
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _close_all() -> None:
+    for handle in list(_open_handles):
+        try:
+            handle.close()
+        except Exception:
+            log.warning("cannot close a handle at exit", exc_info=True)
+
+
+@functools.cache
+def _install() -> None:
+    atexit.register(_close_all)
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def register(handle: Closable) -> None:
+    """Make sure ``handle`` is closed at exit, and that SIGTERM unwinds the stack."""
+    _install()
+    _open_handles.add(handle)
+
+
+def unregister(handle: Closable) -> None:
+    _open_handles.discard(handle)

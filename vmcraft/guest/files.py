@@ -1,0 +1,146 @@
+"""Files inside the mounted guest, reached only through the guest-path resolver."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+
+from vmcraft.errors import GuestFileError, GuestFileNotFoundError, ReadOnlyError
+from vmcraft.guest.paths import check_guest_path, resolve_guest_path
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _guest_errors(action: str, path: str) -> Iterator[None]:
+    """Turn an OSError into the guest error a caller expects, naming the guest path."""
+    try:
+        yield
+    except FileNotFoundError as e:
+        raise GuestFileNotFoundError(f"{action} {path}: no such file or directory") from e
+    except OSError as e:
+        if e.errno == errno.EROFS:
+            raise ReadOnlyError(f"{action} {path}: the filesystem is read-only") from e
+        raise GuestFileError(f"{action} {path}: {e.strerror or e}") from e
+
+
+class GuestTree:
+    """The guest's files, as mounted under ``root``.
+
+    Args:
+        root: Host folder where the guest's ``/`` is mounted.
+        is_mounted: Tells whether anything is mounted at ``/`` yet.
+        readonly_at: Tells whether the mount holding a host path is read-only, so that a
+            write is refused before anything is touched.
+    """
+
+    def __init__(
+        self, root: str, is_mounted: Callable[[], bool], readonly_at: Callable[[str], bool]
+    ) -> None:
+        self.root = root
+        self._is_mounted = is_mounted
+        self._readonly_at = readonly_at
+
+    def resolve(self, path: str, follow_final: bool = True) -> str:
+        """The host path of a guest path, resolved inside the guest."""
+        check_guest_path(path)
+        if not self._is_mounted():
+            raise GuestFileError(f"cannot reach {path}: no filesystem is mounted on /")
+        return resolve_guest_path(self.root, path, follow_final)
+
+    def _writable(self, action: str, path: str) -> str:
+        host = self.resolve(path)
+        if self._readonly_at(host):
+            raise ReadOnlyError(f"{action} {path}: the filesystem is mounted read-only")
+        return host
+
+    def _stat(self, path: str) -> os.stat_result | None:
+        try:
+            return os.stat(self.resolve(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def exists(self, path: str) -> bool:
+        return self._stat(path) is not None
+
+    def is_file(self, path: str) -> bool:
+        st = self._stat(path)
+        return st is not None and stat.S_ISREG(st.st_mode)
+
+    def is_dir(self, path: str) -> bool:
+        st = self._stat(path)
+        return st is not None and stat.S_ISDIR(st.st_mode)
+
+    def read_file(self, path: str) -> bytes:
+        host = self.resolve(path)
+        with _guest_errors("cannot read", path), open(host, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise GuestFileError(f"cannot read {path}: not a regular file")
+            return f.read()
+
+    def cat(self, path: str) -> str:
+        return self.read_file(path).decode("utf-8", errors="surrogateescape")
+
+    def ls(self, directory: str) -> list[str]:
+        host = self.resolve(directory)
+        with _guest_errors("cannot list", directory):
+            return sorted(os.listdir(host))
+
+    def write(self, path: str, content: bytes | str) -> None:
+        """Replace a file's content atomically: write a sibling, then rename it over."""
+        host = self._writable("cannot write", path)
+        data = content.encode() if isinstance(content, str) else content
+
+        with _guest_errors("cannot write", path):
+            old = _lstat_or_none(host)
+            if old is not None and not stat.S_ISREG(old.st_mode):
+                raise GuestFileError(f"cannot write {path}: not a regular file")
+            _replace_file(host, data, old)
+
+    def mkdir_p(self, path: str) -> None:
+        """Create a folder and its missing parents, each resolved inside the guest."""
+        self._writable("cannot create folder", path)
+        current = "/"
+        for name in [c for c in path.split("/") if c]:
+            current = os.path.join(current, name)
+            host = self.resolve(current)
+            with _guest_errors("cannot create folder", current):
+                try:
+                    os.mkdir(host, 0o755)
+                except FileExistsError:
+                    if not os.path.isdir(host):
+                        raise GuestFileError(
+                            f"cannot create folder {current}: a file is in the way"
+                        ) from None
+
+
+def _lstat_or_none(host: str) -> os.stat_result | None:
+    try:
+        return os.lstat(host)
+    except FileNotFoundError:
+        return None
+
+
+def _replace_file(host: str, data: bytes, old: os.stat_result | None) -> None:
+    folder, name = os.path.split(host)
+    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".vmcraft", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+            if old is not None:
+                os.fchmod(f.fileno(), stat.S_IMODE(old.st_mode))
+                os.fchown(f.fileno(), old.st_uid, old.st_gid)
+            else:
+                os.fchmod(f.fileno(), 0o644)
+        os.rename(temp, host)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
