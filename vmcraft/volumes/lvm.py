@@ -29,12 +29,18 @@ from vmcraft.volumes.lvm_metadata import (
 
 log = logging.getLogger(__name__)
 
-DM_CONTROL = "/dev/mapper/control"
-
 
 def has_device_mapper() -> bool:
-    """Tell whether the host kernel offers device-mapper."""
-    return os.path.exists(DM_CONTROL)
+    """Tell whether the host kernel offers device-mapper.
+
+    NB: lvm2's package creates /dev/mapper/control even where the kernel has no driver
+    behind it (Debian 12 on a kernel without modules), so the kernel's own list is asked.
+    """
+    try:
+        with open("/proc/misc") as f:
+            return any(line.split()[-1] == "device-mapper" for line in f if line.strip())
+    except OSError:
+        return False
 
 
 def find_physical_volumes(devices: Iterable[GuestDevice]) -> list[GuestDevice]:
@@ -71,10 +77,9 @@ class LvmMapping:
         try:
             self.volume_groups = read_volume_groups([pv.host_path for pv in pvs])
             for vg in self.volume_groups:
-                if use_dm and not _dm_conflict(vg):
-                    self._activate(vg)
-                else:
-                    self._map_with_loops(vg)
+                if use_dm and not _dm_conflict(vg) and self._activate(vg):
+                    continue
+                self._map_with_loops(vg)
         except BaseException:
             self.close()
             raise
@@ -110,16 +115,24 @@ class LvmMapping:
             argv += ["--config", f"activation{{read_only_volume_list=[{names}]}}"]
         command.run([*argv, vg.name], timeout=60)
 
-    def _activate(self, vg: VolumeGroup) -> None:
+    def _activate(self, vg: VolumeGroup) -> bool:
+        """Activate with device-mapper; on failure say so and let loops map the LVs."""
         try:
             self._vgchange(vg, activate=True)
         except CommandError as e:
-            raise VolumeError(f"cannot activate volume group {vg.name}: {e.reason}") from e
+            log.warning(
+                "cannot activate volume group %s (%s); mapping linear LVs with loop "
+                "devices instead",
+                vg.name,
+                e.reason,
+            )
+            return False
         self._stack.callback(self._deactivate, vg)
 
         for lv in vg.lvs:
             if lv.visible:
                 self.devices.append(self._lv_device(vg, lv, f"/dev/{vg.name}/{lv.name}"))
+        return True
 
     def _deactivate(self, vg: VolumeGroup) -> None:
         try:
