@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from vmcraft.errors import VolumeError
-from vmcraft.volumes import lvm_metadata
+from vmcraft.volumes import lvm_config, lvm_metadata
 from vmcraft.volumes.lvm_metadata import (
     LogicalVolume,
     Segment,
@@ -652,7 +652,7 @@ def test_parser_reads_lvm_syntax() -> None:
         'empty = []\nsub { n = 0 }\n}\ncontents = "Text"  # trailing\n'
     )
 
-    root = lvm_metadata._Parser(text).parse()
+    root = lvm_config.parse_config(text)
 
     vg = root.child("vg")
     assert vg.values == {"id": 'a"b\\c#d', "seqno": 7, "list": ["x", 1, -2], "empty": []}
@@ -666,4 +666,4 @@ def test_parser_reads_lvm_syntax() -> None:
 )
 def test_parser_rejects_broken_text(text: str) -> None:
     with pytest.raises(ValueError, match="line 1"):
-        lvm_metadata._Parser(text).parse()
+        lvm_config.parse_config(text)

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 from vmcraft.errors import VolumeError
 from vmcraft.units import MIB, SECTOR_SIZE
+from vmcraft.volumes.lvm_config import ConfigFormatError as _FormatError
+from vmcraft.volumes.lvm_config import Section as _Section
+from vmcraft.volumes.lvm_config import parse_config
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,6 @@ _DISK_LOCN = struct.Struct("<QQ")  # offset, size
 _MDA_HEADER = struct.Struct("<I16sIQQ")  # checksum, magic, version, start, size
 _RAW_LOCN = struct.Struct("<QQII")  # offset, size, checksum, flags
 _UUID_GROUPS = (6, 4, 4, 4, 4, 4, 6)
-_MAX_NESTING = 32
 
 
 @dataclass(frozen=True)
@@ -166,10 +165,6 @@ class VolumeGroup:
         pv = self.pv_by_uuid(area.pv_uuid)
         offset = pv.pe_start + area.pv_start_extent * self.extent_size
         return pv, offset, segment.extent_count * self.extent_size
-
-
-class _FormatError(ValueError):
-    """Bytes that break the format; the caller adds which device they came from."""
 
 
 @dataclass(frozen=True)
@@ -481,147 +476,10 @@ def _read_metadata_text(fd: int, mda_offset: int, mda_size: int) -> str | None:
 
 
 def _parse_metadata(text: str) -> _Metadata:
-    root = _Parser(text).parse()
+    root = parse_config(text)
     groups = [section for section in root.sections.values() if "seqno" in section.values]
     if len(groups) != 1:
         raise _FormatError(f"{len(groups)} volume groups in one metadata text")
 
     vg = groups[0]
     return _Metadata(vg.name, _dashed_uuid(vg.text("id")), vg.integer("seqno"), vg)
-
-
-# -- lvm's configuration syntax --------------------------------------------------------------
-
-_Scalar = str | int | float
-_Value = _Scalar | list[_Scalar]
-_T = TypeVar("_T")
-
-_TOKEN = re.compile(
-    r"""
-      (?P<space> (?: \s+ | \#[^\n]* )+ )
-    | (?P<string> "(?:[^"\\]|\\.)*" )
-    | (?P<punct> [{}\[\]=,] )
-    | (?P<word> [^\s{}\[\]=,"\#]+ )
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_INTEGER = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?\d+\.\d*")
-_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
-
-
-@dataclass
-class _Section:
-    """One ``name { ... }`` block, with typed accessors that fail as format errors."""
-
-    name: str
-    path: str
-    values: dict[str, _Value]
-    sections: dict[str, _Section]
-
-    def child(self, key: str) -> _Section:
-        if key not in self.sections:
-            raise _FormatError(f"{self.path}: no section {key}")
-        return self.sections[key]
-
-    def _get(self, key: str, kind: type[_T], what: str) -> _T:
-        value = self.values.get(key)
-        if not isinstance(value, kind):
-            raise _FormatError(f"{self.path}: {key} is not {what}: {value!r}")
-        return value
-
-    def integer(self, key: str) -> int:
-        value = self._get(key, int, "a count")
-        if value < 0:
-            raise _FormatError(f"{self.path}: {key} is not a count: {value}")
-        return value
-
-    def text(self, key: str) -> str:
-        return self._get(key, str, "a string")
-
-    def items(self, key: str) -> list[_Scalar]:
-        return self._get(key, list, "a list")
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        items = self.items(key)
-        if not all(isinstance(item, str) for item in items):
-            raise _FormatError(f"{self.path}: {key} is not a list of strings")
-        return tuple(str(item) for item in items)
-
-
-class _Parser:
-    """Recursive descent over the tokens of one metadata text."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._tokens = list(self._tokenize(text))
-        self._next = 0
-
-    def parse(self) -> _Section:
-        return self._section("", "", 0)
-
-    def _tokenize(self, text: str) -> Iterator[tuple[str, str, int]]:
-        position = 0
-        while position < len(text):
-            match = _TOKEN.match(text, position)
-            if match is None:
-                raise self._error("unterminated string", position)
-            if match.lastgroup != "space":
-                yield match.lastgroup or "", match.group(), position
-            position = match.end()
-
-    def _error(self, message: str, position: int) -> _FormatError:
-        line = self._text.count("\n", 0, position) + 1
-        return _FormatError(f"line {line}: {message}")
-
-    def _take(self) -> tuple[str, str, int]:
-        if self._next == len(self._tokens):
-            raise self._error("unexpected end of text", len(self._text))
-        self._next += 1
-        return self._tokens[self._next - 1]
-
-    def _section(self, name: str, path: str, depth: int) -> _Section:
-        if depth > _MAX_NESTING:
-            raise self._error("sections nested too deeply", len(self._text))
-
-        section = _Section(name, path or "metadata", {}, {})
-        while self._next < len(self._tokens) or depth:
-            kind, key, position = self._take()
-            if depth and key == "}" and kind == "punct":
-                return section
-            if kind != "word":
-                raise self._error(f"expected a name, found {key!r}", position)
-
-            _, token, position = self._take()
-            if token == "{":
-                child_path = f"{path}/{key}" if path else key
-                section.sections[key] = self._section(key, child_path, depth + 1)
-            elif token == "=":
-                section.values[key] = self._value()
-            else:
-                raise self._error(f"expected '=' or '{{' after {key}", position)
-
-        return section
-
-    def _value(self) -> _Value:
-        kind, token, position = self._take()
-        if token != "[" or kind != "punct":
-            return self._scalar(kind, token, position)
-
-        items: list[_Scalar] = []
-        while True:
-            kind, token, position = self._take()
-            if kind == "punct" and token == "]":
-                return items
-            if kind == "punct" and token == "," and items:
-                continue
-            items.append(self._scalar(kind, token, position))
-
-    def _scalar(self, kind: str, token: str, position: int) -> _Scalar:
-        if kind == "string":
-            return _ESCAPE.sub(r"\1", token[1:-1])
-        if kind == "word" and _INTEGER.fullmatch(token):
-            return int(token)
-        if kind == "word" and _FLOAT.fullmatch(token):
-            return float(token)
-        raise self._error(f"unexpected {token!r}", position)
