@@ -349,13 +349,20 @@ def _is_on_loop(source: str, loop_names: set[str]) -> bool:
 
 
 def _owned_loops(roots: list[Path]) -> Iterator[tuple[str, str]]:
+    attached = list(_attached_loops())
+    owned = {dev for dev, file in attached if _is_under(file.removesuffix(" (deleted)"), roots)}
+    # An LV without device-mapper is a loop device over an owned loop's partition node.
+    owned |= {dev for dev, backing in attached if _is_on_loop(backing, owned)}
+    return ((dev, backing) for dev, backing in attached if dev in owned)
+
+
+def _attached_loops() -> Iterator[tuple[str, str]]:
     for backing_file in Path("/sys/block").glob("loop*/loop/backing_file"):
         try:
             backing = backing_file.read_text().strip()
         except OSError:  # detached while we looked
             continue
-        if _is_under(backing.removesuffix(" (deleted)"), roots):
-            yield f"/dev/{backing_file.parts[3]}", backing
+        yield f"/dev/{backing_file.parts[3]}", backing
 
 
 def _owned_processes(token: str, own_pid: int) -> Iterator[tuple[int, int, str]]:

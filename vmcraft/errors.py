@@ -101,6 +101,10 @@ class GuestPathError(GuestFileError, ValueError):
     """A guest path is malformed: not absolute, contains NUL, or loops."""
 
 
+class SymlinkLoopError(GuestPathError):
+    """Resolving a guest path met more symbolic links than Linux follows (ELOOP)."""
+
+
 class ReadOnlyError(GuestFileError, PermissionError):
     """A write was asked of a read-only handle or mount."""
 

@@ -13,14 +13,16 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+_MAX_DOUBLINGS = 64
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently to retry.
 
-    The wait before attempt ``n + 1`` is ``base_backoff_s * 2**(n - 1)``, capped at
-    ``max_backoff_s``, with up to a quarter of it added as jitter so that several processes
-    retrying together do not stay in step.
+    The wait before attempt ``n + 1`` is ``base_backoff_s * 2**(n - 1)`` with up to a
+    quarter of it added as jitter, so that several processes retrying together do not stay
+    in step, and never more than ``max_backoff_s``.
     """
 
     max_attempts: int = 3
@@ -35,8 +37,10 @@ class RetryPolicy:
 
     def backoff_s(self, failed_attempt: int) -> float:
         """Seconds to wait after the given (1-based) attempt failed."""
-        delay = min(self.base_backoff_s * 2.0 ** (failed_attempt - 1), self.max_backoff_s)
-        return float(delay + random.uniform(0, delay / 4))
+        # The exponent is bounded: 2.0 ** 1024 overflows a float.
+        growth = 2.0 ** min(failed_attempt - 1, _MAX_DOUBLINGS)
+        delay = min(self.base_backoff_s * growth, self.max_backoff_s)
+        return float(min(delay + random.uniform(0, delay / 4), self.max_backoff_s))
 
 
 def retry_with_backoff(

@@ -126,6 +126,15 @@ class DeviceCalls(HandleBase):
         """The filesystem UUID of a device, or ``""``."""
         return self.blkid(mountable).get("UUID", "")
 
+    def blockdev_getsize64(self, device: str) -> int:
+        """A guest device's size in bytes.
+
+        Raises:
+            DeviceNotFoundError: ``device`` is not one of the guest's.
+        """
+        self._require_ready("blockdev_getsize64")
+        return self._device(device).size
+
     def invalidate_partition_cache(self, device: str | None = None) -> None:
         """Forget cached partitions and blkid results of ``device`` (None: of every device).
 

@@ -18,7 +18,7 @@ from vmcraft.errors import MountError, StateError
 from vmcraft.filesystems.probe import BLKID_TTL_S
 from vmcraft.images import attach_image, probe_image
 from vmcraft.retry import RetryPolicy
-from vmcraft.volumes.devices import drive_name
+from vmcraft.volumes.devices import DeviceMap, drive_name
 from vmcraft.volumes.disk import MappedDisk
 from vmcraft.volumes.lvm import LvmMapping, find_physical_volumes
 
@@ -120,6 +120,8 @@ class VMCraft(DeviceCalls, MountCalls, FileCalls):
             StateError: Called twice, after close(), or with no drives.
             ImageError, VolumeError: A drive could not be attached or mapped.
         """
+        if self._stage is Stage.READY:
+            raise StateError("launch: the handle is already launched")
         self._require_config("launch")
         if not self._drives:
             raise StateError("launch: no drives have been added")
@@ -190,3 +192,7 @@ class VMCraft(DeviceCalls, MountCalls, FileCalls):
             self._stack.close()
             self._disks.clear()
             self._lvm = None
+            # A later launch may get other loop numbers: forget the host paths of this one.
+            self._devices = DeviceMap()
+            self._partition_cache.invalidate()
+            self._blkid.invalidate()

@@ -13,7 +13,6 @@ import functools
 import logging
 import signal
 import threading
-import weakref
 from types import FrameType
 from typing import Protocol
 
@@ -24,7 +23,9 @@ class Closable(Protocol):
     def close(self) -> None: ...
 
 
-_open_handles: weakref.WeakSet[Closable] = weakref.WeakSet()
+# Strong references, in the order of launch: a handle dropped without close() still holds
+# loop devices, mounts and daemons, and nothing but this hook will release them.
+_open_handles: dict[Closable, None] = {}
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -32,7 +33,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _close_all() -> None:
-    for handle in list(_open_handles):
+    for handle in reversed(list(_open_handles)):
         try:
             handle.close()
         except Exception:
@@ -51,8 +52,8 @@ def _install() -> None:
 def register(handle: Closable) -> None:
     """Make sure ``handle`` is closed at exit, and that SIGTERM unwinds the stack."""
     _install()
-    _open_handles.add(handle)
+    _open_handles[handle] = None
 
 
 def unregister(handle: Closable) -> None:
-    _open_handles.discard(handle)
+    _open_handles.pop(handle, None)

@@ -70,6 +70,7 @@ class MountCalls(HandleBase):
 
     def mount_levels(self) -> dict[str, str]:
         """How each mountpoint was mounted: ``normal``, ``ro-norecovery``, ``ro-noload``..."""
+        self._require_ready("mount_levels")
         with self._mount_lock:
             return {m.mountpoint: m.level for m in self._mounts}
 
@@ -120,6 +121,7 @@ class MountCalls(HandleBase):
 
     def umount_all(self) -> None:
         """Unmount everything, last mounted first; keeps going past failures."""
+        self._require_ready("umount_all")
         with self._mount_lock:
             errors = []
             for entry in reversed(list(self._mounts)):
@@ -134,11 +136,13 @@ class MountCalls(HandleBase):
 
     def mounts(self) -> list[str]:
         """The mounted devices, in mount order."""
+        self._require_ready("mounts")
         with self._mount_lock:
             return [m.device.name for m in self._mounts]
 
     def mountpoints(self) -> dict[str, str]:
         """``{device: mountpoint}`` for everything mounted."""
+        self._require_ready("mountpoints")
         with self._mount_lock:
             return {m.device.name: m.mountpoint for m in self._mounts}
 

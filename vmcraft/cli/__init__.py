@@ -1,0 +1,1 @@
+"""The ``vmcraft`` command: one module per subcommand, each thin over the handle."""

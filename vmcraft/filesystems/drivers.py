@@ -24,6 +24,7 @@ class Driver:
     program: str  # "mount" for the kernel's driver, else the FUSE program
     fuse: bool
     writable: bool = True
+    clean_exits: tuple[int, ...] = (0,)
 
 
 @functools.cache
@@ -43,6 +44,14 @@ _FUSE_DRIVERS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _fuse_driver(fstype: str, program: str) -> Driver:
+    if program == "fusefat":
+        # NB: fusefat 0.1a writes the FAT back when it exits; on a read-only device that
+        # fails and it exits 255 although nothing went wrong.
+        return Driver(fstype, program, fuse=True, writable=False, clean_exits=(0, 255))
+    return Driver(fstype, program, fuse=True)
+
+
 def _kernel_name(fstype: str) -> str:
     return "vfat" if fstype in FAT_TYPES else fstype
 
@@ -60,13 +69,13 @@ def choose_driver(fstype: str, readonly: bool) -> Driver:
     candidates = _FUSE_DRIVERS.get(name, ())
     for program in candidates:
         if which(program):
-            driver = Driver(name, program, fuse=True, writable=name not in FAT_TYPES)
+            driver = _fuse_driver(name, program)
             if not readonly and not driver.writable:
                 raise DriverMissingError(
-                    f"cannot mount {fstype} read-write: the kernel has no vfat driver and "
-                    f"{program} can only read safely"
+                    f"read-write needs the kernel's vfat driver, which this host lacks "
+                    f"({program} can only read {fstype} safely)"
                 )
             return driver
 
     wanted = f" (install {' or '.join(candidates)})" if candidates else ""
-    raise DriverMissingError(f"no driver for {fstype} on this host{wanted}")
+    raise DriverMissingError(f"this host has no driver for {fstype}{wanted}")

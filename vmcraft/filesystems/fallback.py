@@ -32,6 +32,8 @@ LADDER = (
     Rung("ro-norecovery", ("ro", "norecovery"), frozenset({"ext3", "ext4", "xfs", "btrfs"})),
     Rung("ro-noload", ("ro", "noload"), frozenset({"ext3", "ext4"})),
     Rung("ntfs-ro", ("ro",), frozenset({"ntfs"})),
+    # FAT and exFAT have no journal; without a writable driver, read-only is what is left.
+    Rung("ro", ("ro",), frozenset({"vfat", "msdos", "exfat"})),
 )
 
 MountAttempt = Callable[[list[str]], MountedFilesystem]

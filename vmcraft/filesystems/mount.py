@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 
 from vmcraft import command, mounts
-from vmcraft.errors import CommandError, MountError
+from vmcraft.errors import CommandError, DriverMissingError, MountError
 from vmcraft.filesystems.drivers import Driver, choose_driver
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 SAFETY_OPTIONS = ("nosuid", "nodev")
 FUSE_READY_TIMEOUT_S = 15.0
 UMOUNT_ATTEMPTS = 5
+_DMESG_HINT = "dmesg(1) may have more information"
+_TOOL_PREFIX = re.compile(r"^u?mount: (/[^:]*: )?")
 
 
 @dataclass
@@ -91,7 +94,10 @@ def mount_filesystem(
     """
     effective = build_options(options, readonly, fstype)
     what = what or f"{source} ({fstype}) on {target}"
-    driver = choose_driver(fstype, readonly="ro" in effective)
+    try:
+        driver = choose_driver(fstype, readonly="ro" in effective)
+    except DriverMissingError as e:
+        raise DriverMissingError(f"cannot mount {what}: {e}") from e
     if not driver.fuse:
         _kernel_mount(source, target, driver.fstype, effective, what)
         return MountedFilesystem(source, target, driver.fstype, effective, driver)
@@ -125,10 +131,12 @@ def _kernel_mount(source: str, target: str, fstype: str, options: list[str], wha
 
 
 def _why(error: CommandError) -> str:
-    lines = [ln for ln in error.stderr.strip().splitlines() if ln.strip()]
+    # NB: util-linux 2.38 ends every failed mount with a hint to read dmesg; the cause is
+    # the line before it, as "mount: TARGET: cause."
+    lines = [ln for ln in error.stderr.splitlines() if ln.strip() and _DMESG_HINT not in ln]
     if not lines:
         return error.reason
-    return lines[-1].removeprefix("mount: ").strip()
+    return _TOOL_PREFIX.sub("", lines[-1].strip()).rstrip(".")
 
 
 def _wait_for_fuse(mounted: MountedFilesystem, what: str) -> None:
@@ -164,5 +172,5 @@ def unmount(mounted: MountedFilesystem) -> None:
 
     if mounted.child is not None:
         code = mounted.child.wait(timeout=60)
-        if code != 0:
+        if code not in mounted.driver.clean_exits:
             log.warning("%s for %s exited with %d", mounted.driver.program, mounted.source, code)

@@ -10,6 +10,7 @@ Host tools: blkid.
 from __future__ import annotations
 
 import logging
+import os
 
 from vmcraft import command
 from vmcraft.cache import TTLCache
@@ -34,6 +35,9 @@ def run_blkid(host_path: str) -> dict[str, str]:
     except CommandError as e:
         raise FilesystemError(f"cannot probe {host_path}: {e.reason}") from e
     if result.returncode == _NOTHING_FOUND:
+        if not os.path.exists(host_path):
+            # NB: blkid 2.38 exits 2, silently, for a path that does not exist too.
+            raise FilesystemError(f"cannot probe {host_path}: no such device")
         return {}
     if result.returncode != 0:
         raise FilesystemError(

@@ -10,7 +10,12 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 
-from vmcraft.errors import GuestFileError, GuestFileNotFoundError, ReadOnlyError
+from vmcraft.errors import (
+    GuestFileError,
+    GuestFileNotFoundError,
+    ReadOnlyError,
+    SymlinkLoopError,
+)
 from vmcraft.guest.paths import check_guest_path, resolve_guest_path
 
 log = logging.getLogger(__name__)
@@ -60,9 +65,10 @@ class GuestTree:
         return host
 
     def _stat(self, path: str) -> os.stat_result | None:
+        # Like access(2) in libguestfs's exists: a path that loops names nothing.
         try:
             return os.stat(self.resolve(path))
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, SymlinkLoopError):
             return None
 
     def exists(self, path: str) -> bool:
@@ -78,10 +84,8 @@ class GuestTree:
 
     def read_file(self, path: str) -> bytes:
         host = self.resolve(path)
-        with _guest_errors("cannot read", path), open(host, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise GuestFileError(f"cannot read {path}: not a regular file")
-            return f.read()
+        with _guest_errors("cannot read", path):
+            return _read_regular_file(host, path)
 
     def cat(self, path: str) -> str:
         return self.read_file(path).decode("utf-8", errors="surrogateescape")
@@ -119,6 +123,18 @@ class GuestTree:
                         ) from None
 
 
+def _read_regular_file(host: str, path: str) -> bytes:
+    # NB: O_NONBLOCK, or opening a guest's FIFO waits for a writer that never comes.
+    fd = os.open(host, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise GuestFileError(f"cannot read {path}: not a regular file")
+        with open(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
 def _lstat_or_none(host: str) -> os.stat_result | None:
     try:
         return os.lstat(host)
@@ -135,8 +151,9 @@ def _replace_file(host: str, data: bytes, old: os.stat_result | None) -> None:
             f.flush()
             os.fsync(f.fileno())
             if old is not None:
-                os.fchmod(f.fileno(), stat.S_IMODE(old.st_mode))
+                # chown first: it clears the set-user-ID and set-group-ID bits.
                 os.fchown(f.fileno(), old.st_uid, old.st_gid)
+                os.fchmod(f.fileno(), stat.S_IMODE(old.st_mode))
             else:
                 os.fchmod(f.fileno(), 0o644)
         os.rename(temp, host)

@@ -13,7 +13,7 @@ import os
 import posixpath
 import stat
 
-from vmcraft.errors import GuestPathError
+from vmcraft.errors import GuestPathError, SymlinkLoopError
 
 MAX_SYMLINKS = 40
 """Symlinks followed in one resolution before giving up, as Linux does (ELOOP)."""
@@ -81,7 +81,7 @@ def resolve_guest_path(root: str, path: str, follow_final: bool = True) -> str:
 
         followed += 1
         if followed > MAX_SYMLINKS:
-            raise GuestPathError(
+            raise SymlinkLoopError(
                 f"cannot resolve guest path {path}: too many levels of symbolic links"
             ) from OSError(errno.ELOOP, os.strerror(errno.ELOOP))
         if target.startswith("/"):

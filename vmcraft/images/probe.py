@@ -17,7 +17,7 @@ import re
 import stat
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from vmcraft import command
 from vmcraft.errors import (
@@ -43,10 +43,24 @@ _VPC_MAGIC = b"conectix"
 _VDI_SIGNATURE = 0xBEDA107F
 _VDI_SIGNATURE_OFFSET = 0x40
 _FOOTER_SIZE = 512
+_SECTOR_SIZE = 512
+_QCOW2_DATA_FILE_EXTENSION = 0x44415441
+_QCOW2_V2_HEADER_SIZE = 72
+_QCOW2_MAX_CLUSTER_BITS = 21
+_VMDK_DESCRIPTOR_LIMIT = (1 << 20) - 1  # NB: what qemu 7.2's vmdk_read_desc reads
+_VMDK_SPARSE_PARENT_OFFSET = 0x200  # NB: qemu 7.2 looks for the parent hint here
+_VMDK_PARENT_WINDOW = 20 * _SECTOR_SIZE  # qemu's DESC_SIZE
+_VMDK_PARENT_MARK = "parentFileNameHint"
+_MAX_CHAIN_FILES = 64
 
-# A vmdk descriptor extent line: access, size in sectors, type, "file name", [offset].
-_VMDK_EXTENT = re.compile(r'^\s*(RW|RDONLY|NOACCESS)\s+\d+\s+(\w+)\s*(?:"([^"]*)")?', re.M)
-_VMDK_PARENT = re.compile(r'^\s*parentFileNameHint\s*=\s*"([^"]*)"', re.M)
+# A vmdk extent line as qemu 7.2 scans one from the start of every line: sscanf skips any
+# whitespace (newlines too), takes a signed sector count, and opens at most 511 characters
+# of the name even without its closing quote. Access, sectors, type, "name".
+_VMDK_EXTENT = re.compile(r'(?:RW|RDONLY|NOACCESS)\s+[+-]?\d+\s+\S+?\s*"([^"\n\r]{1,511})')
+_LINE_START = re.compile(r"(?:^|\n)\s*")
+# NB: qemu opens "proto:rest" with that protocol when the colon precedes any slash
+# (path_has_protocol): "file:/etc/shadow" names the host file, "json:{...}" any node.
+_PROTOCOL = re.compile(r"[^:/]*:")
 
 
 @dataclass(frozen=True)
@@ -125,8 +139,24 @@ def _within(folder: str, target: str) -> bool:
 
 
 def _resolve_reference(image_path: str, name: str) -> str:
-    folder = os.path.dirname(os.path.realpath(image_path))
-    return os.path.normpath(os.path.join(folder, name))
+    # NB: qemu joins a relative name to the folder of the path it was given, symlinks
+    # unresolved, and lets the kernel resolve "..": normpath would get "link/.." wrong.
+    folder = os.path.dirname(os.path.abspath(image_path))
+    return os.path.join(folder, name)
+
+
+def _read_at(path: str, offset: int, size: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(size)
+    except (OSError, ValueError, OverflowError) as e:
+        raise ImageFormatError(f"cannot read image {path} at offset {offset}: {e}") from e
+
+
+def _c_string(raw: bytes) -> str:
+    # qemu reads header names as C strings; surrogateescape keeps any byte for os.path.
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
 def _qcow2_references(path: str, head: bytes) -> list[str]:
@@ -134,36 +164,70 @@ def _qcow2_references(path: str, head: bytes) -> list[str]:
     if len(head) < 20:
         raise ImageFormatError(f"cannot open image {path}: qcow2 header is truncated")
     offset, size = struct.unpack_from(">QI", head, 8)
-    if offset == 0 or size == 0:
+    refs = [_c_string(_read_at(path, offset, size))] if offset and size else []
+    return [r for r in refs if r] + _qcow2_data_file(path, head)
+
+
+def _qcow2_data_file(path: str, head: bytes) -> list[str]:
+    """The external data file a qcow2 header extension names, if any."""
+    if len(head) < 104:
         return []
-    with open(path, "rb") as f:
-        f.seek(offset)
-        name = f.read(size).decode(errors="replace")
-    return [name]
+    version, cluster_bits = struct.unpack_from(">I", head, 4)[0], head[23]
+    start = struct.unpack_from(">I", head, 100)[0] if version >= 3 else _QCOW2_V2_HEADER_SIZE
+    cluster = _read_at(path, 0, 1 << min(cluster_bits, _QCOW2_MAX_CLUSTER_BITS))
+    while start + 8 <= len(cluster):
+        kind, length = struct.unpack_from(">II", cluster, start)
+        if kind == 0:
+            break
+        if kind == _QCOW2_DATA_FILE_EXTENSION:
+            name = _c_string(cluster[start + 8 : start + 8 + length])
+            return [_data_file_target(name)] if name else []
+        start += 8 + (length + 7) // 8 * 8
+    return []
 
 
-def _vmdk_descriptor(path: str, head: bytes) -> str:
-    if head.lstrip().startswith(_VMDK_DESCRIPTOR_MARK):
-        with open(path, "rb") as f:
-            return f.read(64 * 1024).decode(errors="replace")
-    # Sparse header: descriptorOffset and descriptorSize (u64, in sectors) at 28 and 36.
-    if len(head) < 44:
-        raise ImageFormatError(f"cannot open image {path}: vmdk header is truncated")
-    offset, size = struct.unpack_from("<QQ", head, 28)
-    if offset == 0 or size == 0:
-        return ""
-    with open(path, "rb") as f:
-        f.seek(offset * 512)
-        return f.read(min(size, 128) * 512).decode(errors="replace")
+def _data_file_target(name: str) -> str:
+    # NB: qemu 7.2 opens a relative data file from its working directory, not the image's.
+    return name if _PROTOCOL.match(name) else os.path.abspath(name)
 
 
 def _vmdk_references(path: str, head: bytes) -> list[str]:
-    descriptor = _vmdk_descriptor(path, head)
-    names = [m.group(3) for m in _VMDK_EXTENT.finditer(descriptor) if m.group(3)]
+    if head.startswith(_VMDK_SPARSE_MAGIC):
+        if len(head) < 44:
+            raise ImageFormatError(f"cannot open image {path}: vmdk header is truncated")
+        # capacity and descriptorOffset (u64, the latter in sectors) at 12 and 28.
+        capacity, _, descriptor_sector = struct.unpack_from("<QQQ", head, 12)
+        hints = _read_at(path, _VMDK_SPARSE_PARENT_OFFSET, _VMDK_PARENT_WINDOW)
+        descriptor = b""
+        if capacity == 0 and descriptor_sector:  # NB: only then qemu reads its extents
+            offset = descriptor_sector * _SECTOR_SIZE
+            descriptor = _read_at(path, offset, _VMDK_DESCRIPTOR_LIMIT)
+    else:
+        descriptor = _read_at(path, 0, _VMDK_DESCRIPTOR_LIMIT)
+        hints = descriptor[:_VMDK_PARENT_WINDOW]
+
     own = os.path.basename(path)
-    refs = [n for n in names if n != own]
-    refs += _VMDK_PARENT.findall(descriptor)
-    return refs
+    refs = [n for n in _vmdk_extent_names(_c_string(descriptor)) if n != own]
+    return refs + _vmdk_parent_hint(_c_string(hints))
+
+
+def _vmdk_extent_names(descriptor: str) -> list[str]:
+    # qemu tries every line, and sscanf skips the whitespace (blank lines too) before a
+    # line's first word: lines that differ only by that start at the same place.
+    starts = sorted({m.end() for m in _LINE_START.finditer(descriptor)})
+    matches = (_VMDK_EXTENT.match(descriptor, start) for start in starts)
+    return [m.group(1) for m in matches if m]
+
+
+def _vmdk_parent_hint(text: str) -> list[str]:
+    # NB: qemu 7.2 takes the first "parentFileNameHint" anywhere, even in a comment,
+    # skips two characters (normally `="`) and reads up to the next quote.
+    start = text.find(_VMDK_PARENT_MARK)
+    if start < 0:
+        return []
+    start += len(_VMDK_PARENT_MARK) + 2
+    end = text.find('"', start)
+    return [text[start:end]] if end > start else []
 
 
 def header_references(path: str, fmt: str) -> list[str]:
@@ -174,6 +238,54 @@ def header_references(path: str, fmt: str) -> list[str]:
     if fmt == "vmdk":
         return _vmdk_references(path, head)
     return []
+
+
+def _chained_references(path: str) -> list[str]:
+    """What a file named by another image's header makes qemu open in turn.
+
+    qemu may open such a file with any driver (a backing format from the header, or its
+    own probe, which takes any text with a ``version=`` line as a vmdk descriptor), so it
+    is read as qcow2 when it has the magic and as vmdk otherwise.
+    """
+    head, _ = _read_head_and_tail(path)
+    if head.startswith(_QCOW2_MAGIC):
+        return _qcow2_references(path, head)
+    return _vmdk_references(path, head)
+
+
+class _Reference(NamedTuple):
+    owner: str  # the file whose header names it
+    name: str  # as written there
+    target: str  # the path qemu opens, or the name itself for a protocol
+
+
+def _locate(owner: str, name: str) -> _Reference:
+    target = name if _PROTOCOL.match(name) else _resolve_reference(owner, name)
+    return _Reference(owner, name, target)
+
+
+def _referenced_chain(path: str, fmt: str, allow_backing: bool) -> list[_Reference]:
+    """The names in path's header and, recursively, in the headers of the files they name.
+
+    Unless allow_backing, each is refused before its own header is read.
+    """
+    found: list[_Reference] = []
+    seen = {os.path.realpath(path)}
+    pending = [(path, header_references(path, fmt))]
+    while pending:
+        owner, names = pending.pop()
+        for ref in (_locate(owner, name) for name in names):
+            if not allow_backing:
+                _refuse_outside(path, ref)
+            found.append(ref)
+            real = os.path.realpath(ref.target)
+            if _PROTOCOL.match(ref.name) or real in seen or not os.path.isfile(real):
+                continue
+            if len(seen) >= _MAX_CHAIN_FILES:
+                raise UnsafeImageError(f"refusing image {path}: its headers name too many files")
+            seen.add(real)
+            pending.append((ref.target, _chained_references(real)))
+    return found
 
 
 def _qemu_img_info(path: str, fmt: str) -> dict[str, Any]:
@@ -188,40 +300,50 @@ def _qemu_img_info(path: str, fmt: str) -> dict[str, Any]:
     return info
 
 
-def _reported_references(info: dict[str, Any]) -> list[str]:
-    refs: list[str] = []
+def _reported_references(path: str, info: dict[str, Any]) -> list[_Reference]:
+    refs: list[_Reference] = []
     for key in ("full-backing-filename", "backing-filename"):
         if info.get(key):
-            refs.append(str(info[key]))
+            refs.append(_locate(path, str(info[key])))
     data = info.get("format-specific", {}).get("data", {})
     if data.get("data-file"):
-        refs.append(str(data["data-file"]))
+        name = str(data["data-file"])
+        refs.append(_Reference(path, name, _data_file_target(name)))
     for extent in data.get("extents", []):
         if extent.get("filename"):
-            refs.append(str(extent["filename"]))
+            refs.append(_locate(path, str(extent["filename"])))
     return refs
 
 
-def _refuse_outside(path: str, refs: list[str], allow_backing: bool) -> list[str]:
-    folder = os.path.dirname(os.path.realpath(path))
-    resolved = [_resolve_reference(path, r) for r in refs]
-    if allow_backing:
-        return resolved
-    own = os.path.realpath(path)
-    for name, target in zip(refs, resolved, strict=True):
-        if os.path.realpath(target) == own:
-            continue
-        if name.startswith(("json:", "nbd:", "http:", "https:", "ssh:", "iscsi:")):
-            raise UnsafeImageError(
-                f"refusing image {path}: its header names {name!r}, which is not a local file"
-                " (pass allow_backing=True to trust it)"
-            )
-        if not _within(folder, target):
-            raise UnsafeImageError(
-                f"refusing image {path}: its header names {name!r}, outside the image's folder"
-                " (pass allow_backing=True to trust it)"
-            )
-    return resolved
+def _image_folders(path: str) -> set[str]:
+    # The folder the caller named the image in, where qemu looks, and the real one.
+    given = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    return {given, os.path.dirname(os.path.realpath(path))}
+
+
+def _refuse_outside(path: str, ref: _Reference) -> None:
+    named = "its header names" if ref.owner == path else f"the header of {ref.owner} names"
+    if _PROTOCOL.match(ref.name):
+        raise UnsafeImageError(
+            f"refusing image {path}: {named} {ref.name!r}, which is not a local file"
+            " (pass allow_backing=True to trust it)"
+        )
+    if os.path.realpath(ref.target) == os.path.realpath(path):
+        return
+    if not any(_within(folder, ref.target) for folder in _image_folders(path)):
+        raise UnsafeImageError(
+            f"refusing image {path}: {named} {ref.name!r}, outside the image's folder"
+            " (pass allow_backing=True to trust it)"
+        )
+
+
+def _checked(path: str, refs: list[_Reference], allow_backing: bool) -> list[str]:
+    """The paths (or protocol names) the references lead to, each refused if unsafe."""
+    if not allow_backing:
+        for ref in refs:
+            _refuse_outside(path, ref)
+    real = (r.target if _PROTOCOL.match(r.name) else os.path.realpath(r.target) for r in refs)
+    return list(dict.fromkeys(real))
 
 
 def probe_image(path: str, fmt: str | None = None, allow_backing: bool = False) -> ImageInfo:
@@ -239,14 +361,17 @@ def probe_image(path: str, fmt: str | None = None, allow_backing: bool = False) 
     """
     check_image_file(path)
     sniffed = sniff_format(path)
-    declared = normalize_format(fmt) if fmt else None
+    try:
+        declared = normalize_format(fmt) if fmt else None
+    except ImageFormatError as e:
+        raise ImageFormatError(f"cannot open image {path}: {e}") from e
     if declared and declared not in ("raw", sniffed):
         raise ImageFormatError(f"cannot open image {path} as {declared}: its header says {sniffed}")
     chosen = declared or sniffed
     if declared == "raw" and sniffed != "raw":
         log.warning("opening %s as raw although its header says %s", path, sniffed)
 
-    refs = _refuse_outside(path, header_references(path, chosen), allow_backing)
+    refs = _checked(path, _referenced_chain(path, chosen, allow_backing), allow_backing)
     if chosen == "raw":
         size = _raw_size(path)
         if size == 0:
@@ -254,7 +379,7 @@ def probe_image(path: str, fmt: str | None = None, allow_backing: bool = False) 
         return ImageInfo(path, chosen, size, refs)
 
     info = _qemu_img_info(path, chosen)
-    refs = _refuse_outside(path, _reported_references(info), allow_backing)
+    refs = _checked(path, _reported_references(path, info), allow_backing)
     size = int(info.get("virtual-size", 0))
     if size <= 0:
         raise ImageFormatError(f"cannot open image {path}: its virtual size is {size}")

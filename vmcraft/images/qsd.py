@@ -15,7 +15,7 @@ import os
 import time
 
 from vmcraft import command, mounts
-from vmcraft.errors import AttachError, CommandError
+from vmcraft.errors import AttachError, BackendUnavailableError, CommandError, ToolMissingError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,13 @@ class StorageDaemonExport:
     def _start(self, log_path: str) -> None:
         with open(self.path, "wb"):
             pass  # NB: a FUSE export's mountpoint must be an existing regular file.
-        self._child = command.spawn(self._argv(), log_path=log_path)
+        try:
+            self._child = command.spawn(self._argv(), log_path=log_path)
+        except ToolMissingError as e:
+            os.unlink(self.path)  # not worth retrying: no attempt can find the program
+            raise BackendUnavailableError(
+                f"cannot export image {self.image} ({self.format}): {e.argv[0]} {e.reason}"
+            ) from e
 
         try:
             self._wait_ready()

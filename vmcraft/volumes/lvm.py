@@ -62,6 +62,18 @@ def _dm_conflict(vg: VolumeGroup) -> bool:
     return os.path.exists(f"/dev/{vg.name}")
 
 
+def _check_unique_names(groups: list[VolumeGroup]) -> None:
+    # /dev/VG/LV would name two LVs; lvm2 refuses such VGs too until one is renamed.
+    seen: dict[str, VolumeGroup] = {}
+    for vg in groups:
+        other = seen.setdefault(vg.name, vg)
+        if other is not vg:
+            raise VolumeError(
+                f"two volume groups are named {vg.name} (uuids {other.uuid} and {vg.uuid}): "
+                "open their images in separate handles"
+            )
+
+
 class LvmMapping:
     """The LVs of the guest's VGs as guest devices, for as long as the mapping is open."""
 
@@ -76,6 +88,7 @@ class LvmMapping:
 
         try:
             self.volume_groups = read_volume_groups([pv.host_path for pv in pvs])
+            _check_unique_names(self.volume_groups)
             for vg in self.volume_groups:
                 if use_dm and not _dm_conflict(vg) and self._activate(vg):
                     continue
