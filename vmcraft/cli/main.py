@@ -57,8 +57,12 @@ def setup_logging(verbosity: int) -> None:
     """Log to stderr: warnings by default, INFO with -v, DEBUG with -vv."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)  # NB: a library logger set lower (by an embedding app) stays quiet.
     handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(name)s: %(message)s"))
+    handler.set_name(PROG)
     root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == PROG]:
+        root.removeHandler(old)  # main() run twice in one process logs each record once
     root.addHandler(handler)
     root.setLevel(level)
 
