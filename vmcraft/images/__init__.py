@@ -13,7 +13,13 @@ import os
 from vmcraft.errors import AttachError, CommandError, ImageError
 from vmcraft.images.base import RawView
 from vmcraft.images.nbd import NbdConnection, nbd_devices
-from vmcraft.images.probe import FORMATS, ImageInfo, normalize_format, probe_image
+from vmcraft.images.probe import (
+    FORMATS,
+    ImageInfo,
+    normalize_format,
+    probe_image,
+    recheck_image,
+)
 from vmcraft.images.qsd import StorageDaemonExport
 from vmcraft.images.raw import RawFile
 from vmcraft.retry import RetryPolicy, retry_with_backoff
@@ -67,6 +73,7 @@ def attach_image(
         AttachError: Every attempt failed.
     """
     chosen = _choose_backend(info, backend)
+    recheck_image(info)
     policy = retry or RetryPolicy()
     os.makedirs(workdir, exist_ok=True)
 

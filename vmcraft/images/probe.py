@@ -71,6 +71,7 @@ class ImageInfo:
     format: str
     virtual_size: int
     referenced_files: list[str] = field(default_factory=list)
+    allow_backing: bool = False
 
 
 def normalize_format(fmt: str) -> str:
@@ -376,14 +377,34 @@ def probe_image(path: str, fmt: str | None = None, allow_backing: bool = False) 
         size = _raw_size(path)
         if size == 0:
             raise ImageFormatError(f"cannot open image {path}: the device is empty")
-        return ImageInfo(path, chosen, size, refs)
+        return ImageInfo(path, chosen, size, refs, allow_backing)
 
     info = _qemu_img_info(path, chosen)
     refs = _checked(path, _reported_references(path, info), allow_backing)
     size = int(info.get("virtual-size", 0))
     if size <= 0:
         raise ImageFormatError(f"cannot open image {path}: its virtual size is {size}")
-    return ImageInfo(path, chosen, size, refs)
+    return ImageInfo(path, chosen, size, refs, allow_backing)
+
+
+def recheck_image(info: ImageInfo) -> None:
+    """Check a probed image's header again just before it is opened.
+
+    The file may have changed since it was probed; this repeats the checks that need no
+    program (the magic bytes and the files the header names), so that what qemu opens is
+    what was checked.
+
+    Raises:
+        ImageError: As :func:`probe_image` would.
+    """
+    check_image_file(info.path)
+    sniffed = sniff_format(info.path)
+    if info.format not in ("raw", sniffed):
+        raise ImageFormatError(
+            f"cannot open image {info.path} as {info.format}: its header now says {sniffed}"
+        )
+    chain = _referenced_chain(info.path, info.format, info.allow_backing)
+    _checked(info.path, chain, info.allow_backing)
 
 
 def _raw_size(path: str) -> int:
