@@ -12,8 +12,13 @@ from types import TracebackType
 from vmcraft.api import lifecycle
 from vmcraft.api.base import Drive, Stage
 from vmcraft.api.devices import PARTITION_TTL_S, DeviceCalls
+from vmcraft.api.directories_calls import DirectoryCalls
 from vmcraft.api.files import FileCalls
+from vmcraft.api.inspect_calls import InspectCalls
+from vmcraft.api.metadata_calls import MetadataCalls
 from vmcraft.api.mounting import MountCalls
+from vmcraft.api.reading_calls import ReadingCalls
+from vmcraft.api.writing_calls import WritingCalls
 from vmcraft.errors import MountError, StateError
 from vmcraft.filesystems.probe import BLKID_TTL_S
 from vmcraft.images import attach_image, probe_image
@@ -25,7 +30,16 @@ from vmcraft.volumes.lvm import LvmMapping, find_physical_volumes
 log = logging.getLogger(__name__)
 
 
-class VMCraft(DeviceCalls, MountCalls, FileCalls):
+class VMCraft(
+    InspectCalls,
+    ReadingCalls,
+    WritingCalls,
+    DirectoryCalls,
+    MetadataCalls,
+    DeviceCalls,
+    MountCalls,
+    FileCalls,
+):
     """A handle on one guest: its drives, devices, filesystems and files.
 
     Use it as a context manager; everything it creates is released on exit.

@@ -29,6 +29,9 @@ from vmcraft.volumes.lvm_metadata import (
 
 log = logging.getLogger(__name__)
 
+HOST_UNTOUCHED_CONFIG = "backup{backup=0 archive=0}"
+"""lvm2 settings that keep a guest's metadata out of the host's /etc/lvm."""
+
 
 def has_device_mapper() -> bool:
     """Tell whether the host kernel offers device-mapper.
@@ -120,12 +123,16 @@ class LvmMapping:
             self.devices.append(self._lv_device(vg, lv, loop.path))
 
     def _vgchange(self, vg: VolumeGroup, activate: bool) -> None:
-        argv = ["vgchange", "--activate", "y" if activate else "n"]
-        for pv in vg.pvs:
-            argv += ["--devices", pv.device]
+        # NB: lvm2 2.03 archives the guest's metadata under the host's /etc/lvm before any
+        # change, activation included, unless told not to.
+        config = HOST_UNTOUCHED_CONFIG
         if activate and self.readonly:
             names = ",".join(f'"{vg.name}/{lv.name}"' for lv in vg.lvs)
-            argv += ["--config", f"activation{{read_only_volume_list=[{names}]}}"]
+            config += f" activation{{read_only_volume_list=[{names}]}}"
+
+        argv = ["vgchange", "--activate", "y" if activate else "n", "--config", config]
+        for pv in vg.pvs:
+            argv += ["--devices", pv.device]
         command.run([*argv, vg.name], timeout=60)
 
     def _activate(self, vg: VolumeGroup) -> bool:
