@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def _guest_errors(action: str, path: str) -> Iterator[None]:
+def guest_errors(action: str, path: str) -> Iterator[None]:
     """Turn an OSError into the guest error a caller expects, naming the guest path."""
     try:
         yield
@@ -58,8 +58,13 @@ class GuestTree:
             raise GuestFileError(f"cannot reach {path}: no filesystem is mounted on /")
         return resolve_guest_path(self.root, path, follow_final)
 
-    def _writable(self, action: str, path: str) -> str:
-        host = self.resolve(path)
+    def writable(self, action: str, path: str, follow_final: bool = True) -> str:
+        """Resolve a path that is about to change, refusing it on a read-only mount.
+
+        Raises:
+            ReadOnlyError: The filesystem holding the path is mounted read-only.
+        """
+        host = self.resolve(path, follow_final)
         if self._readonly_at(host):
             raise ReadOnlyError(f"{action} {path}: the filesystem is mounted read-only")
         return host
@@ -84,7 +89,7 @@ class GuestTree:
 
     def read_file(self, path: str) -> bytes:
         host = self.resolve(path)
-        with _guest_errors("cannot read", path):
+        with guest_errors("cannot read", path):
             return _read_regular_file(host, path)
 
     def cat(self, path: str) -> str:
@@ -92,15 +97,15 @@ class GuestTree:
 
     def ls(self, directory: str) -> list[str]:
         host = self.resolve(directory)
-        with _guest_errors("cannot list", directory):
+        with guest_errors("cannot list", directory):
             return sorted(os.listdir(host))
 
     def write(self, path: str, content: bytes | str) -> None:
         """Replace a file's content atomically: write a sibling, then rename it over."""
-        host = self._writable("cannot write", path)
+        host = self.writable("cannot write", path)
         data = content.encode() if isinstance(content, str) else content
 
-        with _guest_errors("cannot write", path):
+        with guest_errors("cannot write", path):
             old = _lstat_or_none(host)
             if old is not None and not stat.S_ISREG(old.st_mode):
                 raise GuestFileError(f"cannot write {path}: not a regular file")
@@ -108,12 +113,12 @@ class GuestTree:
 
     def mkdir_p(self, path: str) -> None:
         """Create a folder and its missing parents, each resolved inside the guest."""
-        self._writable("cannot create folder", path)
+        self.writable("cannot create folder", path)
         current = "/"
         for name in [c for c in path.split("/") if c]:
             current = os.path.join(current, name)
             host = self.resolve(current)
-            with _guest_errors("cannot create folder", current):
+            with guest_errors("cannot create folder", current):
                 try:
                     os.mkdir(host, 0o755)
                 except FileExistsError:

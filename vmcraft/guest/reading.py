@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 
 from vmcraft.command import run
 from vmcraft.errors import GuestFileError
-from vmcraft.guest.files import GuestTree, _guest_errors
+from vmcraft.guest.files import GuestTree, guest_errors
 from vmcraft.guest.paths import host_to_guest
 from vmcraft.units import KIB, MIB
 
@@ -259,11 +259,11 @@ def checksums_out(tree: GuestTree, csumtype: str, directory: str, sumsfile: str)
     """
     kind = _checksum_kind(csumtype)
     top = tree.resolve(directory)
-    with _guest_errors("cannot checksum", directory):
+    with guest_errors("cannot checksum", directory):
         if not stat.S_ISDIR(os.stat(top).st_mode):
             raise GuestFileError(f"cannot checksum {directory}: not a directory")
 
-    with open(sumsfile, "wb") as out, _guest_errors("cannot checksum", directory):
+    with open(sumsfile, "wb") as out, guest_errors("cannot checksum", directory):
         for entry in _walk(top):
             if entry.is_file(follow_symlinks=False):
                 name = "./" + os.path.relpath(entry.path, top)
@@ -316,7 +316,7 @@ def file(tree: GuestTree, path: str) -> str:
         ``character device``, ``block device``, ``FIFO``, ``symbolic link`` or ``socket``.
     """
     host = tree.resolve(path, follow_final=False)
-    with _guest_errors("cannot determine the type of", path):
+    with guest_errors("cannot determine the type of", path):
         mode = os.lstat(host).st_mode
     if not stat.S_ISREG(mode):
         names = dict(zip(_FILE_TYPES, _FILE_TYPE_NAMES.split("|"), strict=True))
@@ -332,7 +332,7 @@ def file(tree: GuestTree, path: str) -> str:
 def filesize(tree: GuestTree, path: str) -> int:
     """The size in bytes of a guest file, a final symlink followed inside the guest."""
     host = tree.resolve(path)
-    with _guest_errors("cannot stat", path):
+    with guest_errors("cannot stat", path):
         return os.stat(host).st_size
 
 
@@ -343,7 +343,7 @@ def du(tree: GuestTree, path: str) -> int:
     links reach it; symlinks, the final one too, count themselves and are never followed.
     """
     host = tree.resolve(path, follow_final=False)
-    with _guest_errors("cannot measure", path):
+    with guest_errors("cannot measure", path):
         used = _bytes_used(host)
     return -(-used // KIB)
 
@@ -370,7 +370,7 @@ def statvfs(tree: GuestTree, path: str) -> dict[str, int]:
         statvfs(3)'s fields by their names without ``f_`` (``bsize`` ... ``namemax``).
     """
     host = tree.resolve(path)
-    with _guest_errors("cannot stat the filesystem of", path):
+    with guest_errors("cannot stat the filesystem of", path):
         st = os.statvfs(host)
     return {name: int(getattr(st, f"f_{name}")) for name in _STATVFS_FIELDS.split()}
 
@@ -379,7 +379,7 @@ def statvfs(tree: GuestTree, path: str) -> dict[str, int]:
 def _reading(tree: GuestTree, action: str, path: str) -> Iterator[io.BufferedReader]:
     """A guest file opened for reading, with OSErrors turned into guest errors."""
     host = tree.resolve(path)
-    with _guest_errors(action, path), os.fdopen(_open_regular(host, action, path), "rb") as f:
+    with guest_errors(action, path), os.fdopen(_open_regular(host, action, path), "rb") as f:
         yield f
 
 
