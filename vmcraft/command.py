@@ -93,6 +93,11 @@ def run(
             timeout=timeout,
             env=_environment(env),
             check=False,
+            # NB: a terminal's Ctrl-C goes to its whole process group; a losetup killed
+            # half-way could leave a device whose name was never read. The tool finishes
+            # (within its timeout) and the handle defers the interrupt until its state is
+            # consistent (see vmcraft.api.lifecycle.critical_section).
+            start_new_session=True,
         )
     except FileNotFoundError as e:
         raise ToolMissingError(argv) from e

@@ -140,13 +140,14 @@ class VMCraft(
         if not self._drives:
             raise StateError("launch: no drives have been added")
         lifecycle.register(self)
-        try:
-            self._launch()
-        except BaseException:
-            self._release()
-            lifecycle.unregister(self)
-            raise
-        self._stage = Stage.READY
+        with lifecycle.critical_section():
+            try:
+                self._launch()
+            except BaseException:
+                self._release()
+                lifecycle.unregister(self)
+                raise
+            self._stage = Stage.READY
 
     def _launch(self) -> None:
         self._workdir = tempfile.mkdtemp(prefix="vmcraft-")
@@ -185,9 +186,10 @@ class VMCraft(
         """Unmount everything and release every drive, in reverse order of creation."""
         if self._stage is Stage.CONFIG:
             raise StateError("shutdown: the handle was never launched")
-        self._release()
-        self._stage = Stage.CLOSED
-        lifecycle.unregister(self)
+        with lifecycle.critical_section():
+            self._release()
+            self._stage = Stage.CLOSED
+            lifecycle.unregister(self)
 
     def close(self) -> None:
         """Shut down if launched and forget the drives; safe to call any number of times."""

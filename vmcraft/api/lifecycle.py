@@ -4,15 +4,21 @@
 KeyboardInterrupt, which unwinds through it. Two exits do not: SIGTERM, whose default action
 kills the process on the spot, and a handle that was never closed. SIGTERM is turned into
 SystemExit so that the stack unwinds, and an atexit hook closes whatever is still open.
+
+An interrupt in the middle of setting something up or tearing it down would leave a loop
+device or a mount that nothing records; :func:`critical_section` holds such signals back
+until the handle's records match the host again, then delivers them.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import Protocol
 
@@ -57,3 +63,38 @@ def register(handle: Closable) -> None:
 
 def unregister(handle: Closable) -> None:
     _open_handles.pop(handle, None)
+
+
+_DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_section_depth = threading.local()
+
+
+@contextlib.contextmanager
+def critical_section() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the body runs, then deliver them.
+
+    Only the main thread receives signals; elsewhere, and when nested, this does nothing.
+    """
+    depth = getattr(_section_depth, "value", 0)
+    if depth or threading.current_thread() is not threading.main_thread():
+        _section_depth.value = depth + 1
+        try:
+            yield
+        finally:
+            _section_depth.value = depth
+        return
+
+    pending: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in _DEFERRED_SIGNALS}
+    for sig in _DEFERRED_SIGNALS:
+        signal.signal(sig, lambda signum, frame: pending.append(signum))
+    _section_depth.value = 1
+    try:
+        yield
+    finally:
+        _section_depth.value = 0
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for signum in pending[:1]:
+            log.info("delivering signal %d held back during setup or teardown", signum)
+            signal.raise_signal(signum)

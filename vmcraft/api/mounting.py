@@ -7,6 +7,7 @@ import os
 import posixpath
 from collections.abc import Iterable, Mapping
 
+from vmcraft.api import lifecycle
 from vmcraft.api.base import GuestMount, HandleBase
 from vmcraft.errors import MountError, VMCraftError
 from vmcraft.filesystems import fallback
@@ -96,11 +97,13 @@ class MountCalls(HandleBase):
         else:
             requests = {mountpoint: device for device, mountpoint in devices}
         options = "ro" if readonly else ""
-        return mount_in_order(
-            requests,
-            lambda device, mp: self.mount_options(options, device, mp),
-            max_workers=max_workers,
-        )
+        # Workers cannot be interrupted; the caller is, once every mount is recorded.
+        with lifecycle.critical_section():
+            return mount_in_order(
+                requests,
+                lambda device, mp: self.mount_options(options, device, mp),
+                max_workers=max_workers,
+            )
 
     def umount(self, pathordevice: str) -> None:
         """Unmount by guest mountpoint or by device.
@@ -116,13 +119,14 @@ class MountCalls(HandleBase):
                 raise MountError(
                     f"cannot unmount {entry.mountpoint}: {', '.join(below)} mounted below it"
                 )
-            unmount(entry.mounted)
-            self._mounts.remove(entry)
+            with lifecycle.critical_section():
+                unmount(entry.mounted)
+                self._mounts.remove(entry)
 
     def umount_all(self) -> None:
         """Unmount everything, last mounted first; keeps going past failures."""
         self._require_ready("umount_all")
-        with self._mount_lock:
+        with self._mount_lock, lifecycle.critical_section():
             errors = []
             for entry in reversed(list(self._mounts)):
                 try:
@@ -196,13 +200,13 @@ class MountCalls(HandleBase):
                 what=what,
             )
 
-        if options is None:
-            mounted, level = fallback.mount_with_fallback(attempt, fstype, what)
-        else:
-            mounted, level = attempt(options), "normal"
-
-        with self._mount_lock:
-            self._mounts.append(GuestMount(normal, device, mounted, level))
+        with lifecycle.critical_section():
+            if options is None:
+                mounted, level = fallback.mount_with_fallback(attempt, fstype, what)
+            else:
+                mounted, level = attempt(options), "normal"
+            with self._mount_lock:
+                self._mounts.append(GuestMount(normal, device, mounted, level))
 
     def _mount_target(self, mountpoint: str) -> str:
         if mountpoint == "/":
