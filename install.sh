@@ -16,6 +16,7 @@ PACKAGES=(
     e2fsprogs xfsprogs btrfs-progs dosfstools mtools fusefat ntfs-3g
     exfat-fuse exfatprogs fuse2fs squashfs-tools
     augeas-lenses libaugeas0 libaugeas-dev pkg-config libhivex-bin
+    rpm db5.3-util
 )
 PYTHON=${PYTHON:-python3}
 VENV=.venv
