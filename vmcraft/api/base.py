@@ -11,6 +11,9 @@ from vmcraft.filesystems.mount import MountedFilesystem
 from vmcraft.images import ImageInfo
 from vmcraft.volumes.devices import DeviceMap, GuestDevice
 
+DEFAULT_UMASK = 0o022
+"""The umask the handle applies to what it creates until ``umask()`` changes it."""
+
 
 class Stage(Enum):
     CONFIG = "config"
@@ -49,6 +52,7 @@ class HandleBase:
         self._mount_lock = threading.RLock()
         self._workdir = ""
         self._root = ""
+        self._umask = DEFAULT_UMASK
 
     def _require_config(self, call: str) -> None:
         if self._stage is Stage.CLOSED:

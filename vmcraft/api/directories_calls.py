@@ -19,9 +19,7 @@ class DirectoryCalls(FileCalls):
     """libguestfs's directory and link calls: listing, finding, creating, removing, linking."""
 
     def _creation_umask(self) -> int:
-        # Set by MetadataCalls.umask; a sibling mixin, so read as the handle's shared state.
-        current: int = getattr(self, "_umask", directories.DEFAULT_UMASK)
-        return current
+        return self._umask
 
     # ------------------------------------------------------------------ listing
 

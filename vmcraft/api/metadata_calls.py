@@ -177,8 +177,7 @@ class MetadataCalls(FileCalls):
 
     def get_umask(self) -> int:
         """The handle's umask (0o022 until :meth:`umask` changes it)."""
-        current: int = getattr(self, "_umask", nodes.DEFAULT_UMASK)
-        return current
+        return self._umask
 
     def mknod(self, mode: int, devmajor: int, devminor: int, path: str) -> None:
         """Make a device node, FIFO or socket (type bits in ``mode``), less the umask.

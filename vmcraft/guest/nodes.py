@@ -14,7 +14,6 @@ import stat
 from vmcraft.errors import GuestFileError
 from vmcraft.guest.files import GuestTree, guest_errors
 
-DEFAULT_UMASK = 0o022  # libguestfs's default (guestfs(3) ``umask``)
 UMASK_BITS = 0o777
 _DEVICE_LIMIT = 1 << 32  # major and minor are unsigned ints for makedev(3)
 _NODE_TYPES = (0, stat.S_IFREG, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK)
