@@ -35,13 +35,13 @@ class FileCalls(HandleBase):
         """Whether anything exists at a guest path (following symlinks inside the guest)."""
         return self._tree("exists").exists(path)
 
-    def is_file(self, path: str) -> bool:
-        """Whether a guest path is a regular file."""
-        return self._tree("is_file").is_file(path)
+    def is_file(self, path: str, followsymlinks: bool = False) -> bool:
+        """Whether a guest path is a regular file (a link to one only with followsymlinks)."""
+        return self._tree("is_file").is_file(path, follow=followsymlinks)
 
-    def is_dir(self, path: str) -> bool:
-        """Whether a guest path is a folder."""
-        return self._tree("is_dir").is_dir(path)
+    def is_dir(self, path: str, followsymlinks: bool = False) -> bool:
+        """Whether a guest path is a folder (a link to one only with followsymlinks)."""
+        return self._tree("is_dir").is_dir(path, follow=followsymlinks)
 
     def cat(self, path: str) -> str:
         """A guest file's content as text.

@@ -69,22 +69,22 @@ class GuestTree:
             raise ReadOnlyError(f"{action} {path}: the filesystem is mounted read-only")
         return host
 
-    def _stat(self, path: str) -> os.stat_result | None:
+    def _stat(self, path: str, follow: bool = True) -> os.stat_result | None:
         # Like access(2) in libguestfs's exists: a path that loops names nothing.
         try:
-            return os.stat(self.resolve(path))
+            return os.lstat(self.resolve(path, follow_final=follow))
         except (FileNotFoundError, NotADirectoryError, SymlinkLoopError):
             return None
 
     def exists(self, path: str) -> bool:
         return self._stat(path) is not None
 
-    def is_file(self, path: str) -> bool:
-        st = self._stat(path)
+    def is_file(self, path: str, follow: bool = True) -> bool:
+        st = self._stat(path, follow)
         return st is not None and stat.S_ISREG(st.st_mode)
 
-    def is_dir(self, path: str) -> bool:
-        st = self._stat(path)
+    def is_dir(self, path: str, follow: bool = True) -> bool:
+        st = self._stat(path, follow)
         return st is not None and stat.S_ISDIR(st.st_mode)
 
     def read_file(self, path: str) -> bytes:
