@@ -101,6 +101,10 @@ class GuestPathError(GuestFileError, ValueError):
     """A guest path is malformed: not absolute, contains NUL, or loops."""
 
 
+class GuestArgumentError(GuestFileError, ValueError):
+    """A file call was given an argument outside what it accepts (a mode, size, type...)."""
+
+
 class SymlinkLoopError(GuestPathError):
     """Resolving a guest path met more symbolic links than Linux follows (ELOOP)."""
 

@@ -19,7 +19,7 @@ import guests
 import pytest
 from guests import Guest, MiB, MountEntry
 
-import vmcraft.guest.files
+import vmcraft.guest.writing
 from vmcraft import VMCraft
 from vmcraft.errors import (
     DeviceNotFoundError,
@@ -309,7 +309,7 @@ def test_readonly_drive_stays_readonly(mbr_guest: Guest, monkeypatch: pytest.Mon
         def touched(*args: object) -> None:
             raise AssertionError("the write went ahead on a read-only handle")
 
-        monkeypatch.setattr(vmcraft.guest.files, "_replace_file", touched)
+        monkeypatch.setattr(vmcraft.guest.writing, "replace_file", touched)
         for path in ("/etc/hostname", "/etc/new-file", "/boot/new", "/srv/win/new.txt"):
             with pytest.raises(ReadOnlyError, match="read-only"):
                 g.write(path, "changed\n")

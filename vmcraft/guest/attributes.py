@@ -19,7 +19,7 @@ import struct
 import sys
 from collections.abc import Iterator
 
-from vmcraft.errors import GuestFileError
+from vmcraft.errors import GuestArgumentError, GuestFileError
 from vmcraft.guest.files import GuestTree, guest_errors
 
 # NB: the x86 and arm encoding of _IOR/_IOW: direction in bits 30-31, size in bits 16-29.
@@ -101,9 +101,9 @@ def _letters_to_bits(attrs: str, action: str, file: str) -> int:
     bits = 0
     for letter in attrs:
         if letter not in _BITS:
-            raise GuestFileError(f"{action} {file}: unknown attribute {letter!r}")
+            raise GuestArgumentError(f"{action} {file}: unknown attribute {letter!r}")
         if letter in READ_ONLY_LETTERS:
-            raise GuestFileError(f"{action} {file}: attribute {letter!r} cannot be changed")
+            raise GuestArgumentError(f"{action} {file}: attribute {letter!r} cannot be changed")
         bits |= _BITS[letter]
     return bits
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import stat
@@ -19,6 +20,8 @@ from vmcraft.errors import (
 from vmcraft.guest.paths import check_guest_path, resolve_guest_path
 
 log = logging.getLogger(__name__)
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 @contextlib.contextmanager
@@ -109,7 +112,7 @@ class GuestTree:
             old = _lstat_or_none(host)
             if old is not None and not stat.S_ISREG(old.st_mode):
                 raise GuestFileError(f"cannot write {path}: not a regular file")
-            _replace_file(host, data, old)
+            replace_file(host, functools.partial(_write_all, data=data), old)
 
     def mkdir_p(self, path: str) -> None:
         """Create a folder and its missing parents, each resolved inside the guest."""
@@ -129,15 +132,8 @@ class GuestTree:
 
 
 def _read_regular_file(host: str, path: str) -> bytes:
-    # NB: O_NONBLOCK, or opening a guest's FIFO waits for a writer that never comes.
-    fd = os.open(host, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise GuestFileError(f"cannot read {path}: not a regular file")
-        with open(fd, "rb", closefd=False) as f:
-            return f.read()
-    finally:
-        os.close(fd)
+    with open(open_regular(host, "cannot read", path), "rb") as f:
+        return f.read()
 
 
 def _lstat_or_none(host: str) -> os.stat_result | None:
@@ -147,22 +143,67 @@ def _lstat_or_none(host: str) -> os.stat_result | None:
         return None
 
 
-def _replace_file(host: str, data: bytes, old: os.stat_result | None) -> None:
+NEW_FILE_MODE = 0o644
+"""0666 less the 022 umask that libguestfs's daemon runs with."""
+
+_NAME_ROOM = 200
+"""Characters of a name kept in its temporary sibling's name (NAME_MAX is 255)."""
+
+
+def replace_file(host: str, fill: Callable[[int], object], old: os.stat_result | None) -> None:
+    """Replace ``host`` atomically: ``fill`` a sibling temporary file, then rename it over.
+
+    A crash leaves either the old file or the new one, never half of it. The new file takes
+    the old one's owner and mode, or :data:`NEW_FILE_MODE` when there was none.
+    """
     folder, name = os.path.split(host)
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".vmcraft", dir=folder)
+    fd, temp = tempfile.mkstemp(prefix=f".{name[:_NAME_ROOM]}.", suffix=".vmcraft", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-            if old is not None:
-                # chown first: it clears the set-user-ID and set-group-ID bits.
-                os.fchown(f.fileno(), old.st_uid, old.st_gid)
-                os.fchmod(f.fileno(), stat.S_IMODE(old.st_mode))
-            else:
-                os.fchmod(f.fileno(), 0o644)
+        try:
+            fill(fd)
+            os.fsync(fd)
+            _keep_owner_and_mode(fd, old)
+        finally:
+            os.close(fd)
         os.rename(temp, host)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def _keep_owner_and_mode(fd: int, old: os.stat_result | None) -> None:
+    if old is None:
+        os.fchmod(fd, NEW_FILE_MODE)
+        return
+    # chown first: it clears the set-user-ID and set-group-ID bits.
+    os.fchown(fd, old.st_uid, old.st_gid)
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def open_regular(host: str, action: str, path: str) -> int:
+    """Open a regular file for reading, checked before it is opened.
+
+    A guest's device node would open the host's device and a FIFO would block, so the type
+    is checked first, and the file opened must be the file checked.
+
+    Raises:
+        GuestFileError: Not a regular file, or replaced while being opened.
+    """
+    checked = os.lstat(host)
+    if not stat.S_ISREG(checked.st_mode):
+        raise GuestFileError(f"{action} {path}: not a regular file")
+
+    fd = os.open(host, _OPEN_FLAGS)
+    opened = os.fstat(fd)
+    if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino):
+        os.close(fd)
+        raise GuestFileError(f"{action} {path}: changed while being opened")
+    os.set_blocking(fd, True)
+    return fd

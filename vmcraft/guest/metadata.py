@@ -16,8 +16,7 @@ import stat as st
 from collections.abc import Callable, Iterator, Sequence
 
 from vmcraft.errors import SymlinkLoopError
-from vmcraft.guest.files import GuestTree, guest_errors
-from vmcraft.guest.reading import _open_regular
+from vmcraft.guest.files import GuestTree, guest_errors, open_regular
 from vmcraft.units import MIB
 
 NANOSECONDS = 1_000_000_000
@@ -154,7 +153,7 @@ def is_zero(tree: GuestTree, path: str) -> bool:
     """
     host = tree.resolve(path)
     with guest_errors("cannot read", path):
-        fd = _open_regular(host, "cannot read", path)
+        fd = open_regular(host, "cannot read", path)
         try:
             return all(_zero_between(fd, start, end) for start, end in _data_extents(fd))
         finally:

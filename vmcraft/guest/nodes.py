@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 
-from vmcraft.errors import GuestFileError
+from vmcraft.errors import GuestArgumentError
 from vmcraft.guest.files import GuestTree, guest_errors
 
 UMASK_BITS = 0o777
@@ -26,7 +26,7 @@ def check_umask(mask: int) -> int:
         GuestFileError: It does not.
     """
     if not 0 <= mask <= UMASK_BITS:
-        raise GuestFileError(f"cannot set umask {mask:#o}: it must be within 0..0o777")
+        raise GuestArgumentError(f"cannot set umask {mask:#o}: it must be within 0..0o777")
     return mask
 
 
@@ -64,12 +64,12 @@ def mknod_typed(
         GuestFileError: ``mode`` holds more than permission bits.
     """
     if stat.S_IFMT(mode) or mode < 0:
-        raise GuestFileError(f"cannot make node {path}: mode {mode:#o} is not permission bits")
+        raise GuestArgumentError(f"cannot make node {path}: mode {mode:#o} is not permission bits")
     mknod(tree, kind | mode, *device, path, umask=umask)
 
 
 def _check_node(mode: int, devmajor: int, devminor: int, action: str, path: str) -> None:
     if mode < 0 or stat.S_IFMT(mode) not in _NODE_TYPES:
-        raise GuestFileError(f"{action} {path}: mode {mode:#o} is not a node type")
+        raise GuestArgumentError(f"{action} {path}: mode {mode:#o} is not a node type")
     if not (0 <= devmajor < _DEVICE_LIMIT and 0 <= devminor < _DEVICE_LIMIT):
-        raise GuestFileError(f"{action} {path}: device {devmajor}:{devminor} is out of range")
+        raise GuestArgumentError(f"{action} {path}: device {devmajor}:{devminor} is out of range")

@@ -27,8 +27,8 @@ import zlib
 from collections.abc import Callable, Iterator
 
 from vmcraft.command import run
-from vmcraft.errors import GuestFileError
-from vmcraft.guest.files import GuestTree, guest_errors
+from vmcraft.errors import GuestArgumentError, GuestFileError
+from vmcraft.guest.files import GuestTree, guest_errors, open_regular
 from vmcraft.guest.paths import host_to_guest
 from vmcraft.units import KIB, MIB
 
@@ -38,7 +38,6 @@ DEFAULT_LINES = 10  # as head(1) and tail(1) print
 STAT_BLOCK_SIZE = 512  # unit of st_blocks (POSIX), whatever the filesystem's block size
 CHECKSUM_TYPES = ("crc", "md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _MASK32 = 0xFFFFFFFF
 _BIT_REVERSED = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
 _XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -149,11 +148,11 @@ def grep(
         compressed: Decompress gzip, bzip2 or xz data (``zgrep``); read other data as is.
     """
     if extended and fixed:
-        raise GuestFileError(f"cannot grep {path}: 'extended' and 'fixed' exclude each other")
+        raise GuestArgumentError(f"cannot grep {path}: 'extended' and 'fixed' exclude each other")
     try:
         matches = _matcher(regex, extended, fixed, insensitive)
     except re.error as e:
-        raise GuestFileError(f"cannot grep {path}: invalid regex {regex!r}: {e}") from e
+        raise GuestArgumentError(f"cannot grep {path}: invalid regex {regex!r}: {e}") from e
 
     with _reading(tree, "cannot grep", path) as f:
         try:
@@ -273,7 +272,9 @@ def checksums_out(tree: GuestTree, csumtype: str, directory: str, sumsfile: str)
 def _checksum_kind(csumtype: str) -> str:
     kind = csumtype.lower()
     if kind not in CHECKSUM_TYPES:
-        raise GuestFileError(f"unknown checksum type {csumtype!r}: use {'|'.join(CHECKSUM_TYPES)}")
+        raise GuestArgumentError(
+            f"unknown checksum type {csumtype!r}: use {'|'.join(CHECKSUM_TYPES)}"
+        )
     return kind
 
 
@@ -285,7 +286,7 @@ def _digest(kind: str, f: io.BufferedReader) -> _PosixCrc | hashlib._Hash:
 
 
 def _sum_line(kind: str, host: str, guest: str, name: str) -> bytes:
-    with os.fdopen(_open_regular(host, "cannot checksum", guest), "rb") as f:
+    with os.fdopen(open_regular(host, "cannot checksum", guest), "rb") as f:
         digest = _digest(kind, f)
     raw = os.fsencode(name)
     if isinstance(digest, _PosixCrc):
@@ -379,21 +380,5 @@ def statvfs(tree: GuestTree, path: str) -> dict[str, int]:
 def _reading(tree: GuestTree, action: str, path: str) -> Iterator[io.BufferedReader]:
     """A guest file opened for reading, with OSErrors turned into guest errors."""
     host = tree.resolve(path)
-    with guest_errors(action, path), os.fdopen(_open_regular(host, action, path), "rb") as f:
+    with guest_errors(action, path), os.fdopen(open_regular(host, action, path), "rb") as f:
         yield f
-
-
-def _open_regular(host: str, action: str, path: str) -> int:
-    """Open a regular file, checked before it is opened: a guest's device node would open
-    the host's device, a FIFO would block. The file opened must be the file checked."""
-    checked = os.lstat(host)
-    if not stat.S_ISREG(checked.st_mode):
-        raise GuestFileError(f"{action} {path}: not a regular file")
-
-    fd = os.open(host, _OPEN_FLAGS)
-    opened = os.fstat(fd)
-    if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino):
-        os.close(fd)
-        raise GuestFileError(f"{action} {path}: changed while being opened")
-    os.set_blocking(fd, True)
-    return fd

@@ -16,18 +16,20 @@ Data moves in 1 MiB chunks (see :mod:`vmcraft.guest.streams`), never a whole fil
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 
-from vmcraft.errors import GuestFileError, GuestFileNotFoundError
-from vmcraft.guest.files import GuestTree, guest_errors
-from vmcraft.guest.reading import _open_regular
+from vmcraft.errors import GuestArgumentError, GuestFileError, GuestFileNotFoundError
+from vmcraft.guest.files import (
+    NEW_FILE_MODE,
+    GuestTree,
+    guest_errors,
+    open_regular,
+    replace_file,
+)
 from vmcraft.guest.streams import CHUNK_SIZE, copy_stream
-
-NEW_FILE_MODE = 0o644  # 0666 less the 022 umask that libguestfs's daemon runs with
-NAME_ROOM = 200  # characters of a name kept in its temporary sibling's name (NAME_MAX 255)
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
 
@@ -80,7 +82,7 @@ def fill(tree: GuestTree, c: int, len: int, path: str) -> None:
         GuestFileError: ``c`` is not a byte value or ``len`` is negative.
     """
     if not 0 <= c <= 255:
-        raise GuestFileError(f"cannot fill {path}: byte value {c} is not in 0..255")
+        raise GuestArgumentError(f"cannot fill {path}: byte value {c} is not in 0..255")
     _require_not_negative("cannot fill", path, len=len)
     host = tree.writable("cannot fill", path)
 
@@ -104,7 +106,7 @@ def upload(tree: GuestTree, filename: str, remotefilename: str) -> None:
         old = _regular_or_none(host, remotefilename, action)
 
     with _host_source(filename) as source, guest_errors(action, remotefilename):
-        _replace_streamed(host, source, old)
+        replace_file(host, functools.partial(copy_stream, source, sparse=True), old)
 
 
 def upload_offset(tree: GuestTree, filename: str, remotefilename: str, offset: int) -> None:
@@ -163,7 +165,7 @@ def download_offset(
 def _require_not_negative(action: str, path: str, **values: int) -> None:
     for name, value in values.items():
         if value < 0:
-            raise GuestFileError(f"{action} {path}: {name} {value} is negative")
+            raise GuestArgumentError(f"{action} {path}: {name} {value} is negative")
 
 
 def _regular_or_none(host: str, path: str, action: str) -> os.stat_result | None:
@@ -220,7 +222,7 @@ def _require_same(fd: int, checked: os.stat_result, path: str, action: str) -> N
 @contextlib.contextmanager
 def _guest_source(host: str, path: str, action: str) -> Iterator[int]:
     with guest_errors(action, path):
-        fd = _open_regular(host, action, path)
+        fd = open_regular(host, action, path)
     try:
         yield fd
     finally:
@@ -249,30 +251,3 @@ def _host_target(filename: str) -> Iterator[int]:
 
 def _is_regular(fd: int) -> bool:
     return stat.S_ISREG(os.fstat(fd).st_mode)
-
-
-def _replace_streamed(host: str, source: int, old: os.stat_result | None) -> None:
-    """Stream into a sibling temporary file, then rename it over ``host``."""
-    folder, name = os.path.split(host)
-    fd, temp = tempfile.mkstemp(prefix=f".{name[:NAME_ROOM]}.", suffix=".vmcraft", dir=folder)
-    try:
-        try:
-            copy_stream(source, fd, sparse=True)
-            os.fsync(fd)
-            _keep_owner_and_mode(fd, old)
-        finally:
-            os.close(fd)
-        os.rename(temp, host)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-
-
-def _keep_owner_and_mode(fd: int, old: os.stat_result | None) -> None:
-    if old is None:
-        os.fchmod(fd, NEW_FILE_MODE)
-        return
-    # chown first: it clears the set-user-ID and set-group-ID bits.
-    os.fchown(fd, old.st_uid, old.st_gid)
-    os.fchmod(fd, stat.S_IMODE(old.st_mode))

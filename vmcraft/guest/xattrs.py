@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import TypedDict
 
-from vmcraft.errors import GuestFileError
+from vmcraft.errors import GuestArgumentError
 from vmcraft.guest.files import GuestTree, guest_errors
 
 
@@ -53,7 +53,7 @@ def setxattr(
     value = val.encode("utf-8", errors="surrogateescape") if isinstance(val, str) else val
     action = f"cannot set extended attribute {xattr!r} of"
     if not 0 <= vallen <= len(value):
-        raise GuestFileError(f"{action} {path}: vallen {vallen} is not in 0..{len(value)}")
+        raise GuestArgumentError(f"{action} {path}: vallen {vallen} is not in 0..{len(value)}")
     _check_name(xattr, action, path)
     host = tree.writable(action, path, follow_final=follow)
 
@@ -77,4 +77,4 @@ def removexattr(tree: GuestTree, xattr: str, path: str, *, follow: bool = True) 
 
 def _check_name(xattr: str, action: str, path: str) -> None:
     if not xattr or "\0" in xattr:
-        raise GuestFileError(f"{action} {path}: an attribute name is not empty and has no NUL")
+        raise GuestArgumentError(f"{action} {path}: an attribute name is not empty and has no NUL")
