@@ -1,0 +1,89 @@
+"""What the inspection tests share: an opened handle, the answers of every get_* call,
+and the two witnesses of side effects (this session's mounts, an image's bytes)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import struct
+import tempfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import guests
+from guests import Guest
+
+from vmcraft import VMCraft
+
+
+@contextlib.contextmanager
+def opened(*drives: Guest, readonly: bool = True) -> Iterator[VMCraft]:
+    with VMCraft() as g:
+        for guest in drives:
+            g.add_drive_opts(str(guest.path), format=guest.format, readonly=readonly)
+        g.launch()
+        yield g
+
+
+def identity(g: VMCraft, root: str) -> dict[str, object]:
+    """Every inspect_get_* answer for ``root`` that is a plain value."""
+    return {
+        "type": g.inspect_get_type(root),
+        "distro": g.inspect_get_distro(root),
+        "product_name": g.inspect_get_product_name(root),
+        "product_variant": g.inspect_get_product_variant(root),
+        "version": (g.inspect_get_major_version(root), g.inspect_get_minor_version(root)),
+        "arch": g.inspect_get_arch(root),
+        "hostname": g.inspect_get_hostname(root),
+        "build_id": g.inspect_get_build_id(root),
+        "osinfo": g.inspect_get_osinfo(root),
+        "package_format": g.inspect_get_package_format(root),
+        "package_management": g.inspect_get_package_management(root),
+        "format": g.inspect_get_format(root),
+    }
+
+
+def linux(**known: object) -> dict[str, object]:
+    unknown: dict[str, object] = {
+        "type": "linux",
+        "distro": "unknown",
+        "product_name": "unknown",
+        "product_variant": "unknown",
+        "version": (0, 0),
+        "arch": "x86_64",
+        "hostname": "unknown",
+        "build_id": "unknown",
+        "osinfo": "unknown",
+        "package_format": "unknown",
+        "package_management": "unknown",
+        "format": "installed",
+    }
+    return unknown | known
+
+
+def session_mounts() -> set[guests.MountEntry]:
+    """This session's mounts: everything under its temp root (handles work there)."""
+    root = tempfile.gettempdir() + "/"
+    return {e for e in guests.read_mountinfo() if e.mountpoint.startswith(root)}
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tiny_png(width: int, height: int) -> bytes:
+    """A valid grey PNG of the given size (a few hundred bytes), built from the PNG spec."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    rows = b"".join(b"\0" + bytes([0x80]) * width for _ in range(height))
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
