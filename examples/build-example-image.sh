@@ -2,7 +2,8 @@
 # Build a small example guest for trying VMCraft: a qcow2 disk with a GPT table,
 #   sda1  ext4  LABEL=boot               (/boot)
 #   sda2  LVM PV of VG "example" with the linear LVs
-#         root  ext4  LABEL=root         (/: /etc/hostname, /etc/os-release, /etc/fstab)
+#         root  ext4  LABEL=root         (/: /etc/hostname, /etc/os-release, /etc/fstab,
+#                                         /usr/bin/ls, a dpkg status file)
 #         home  ext4  LABEL=home         (/home)
 #
 # Usage: sudo examples/build-example-image.sh OUT.qcow2
@@ -90,8 +91,18 @@ seed_tree() {  # seed_tree DIR: the files each filesystem starts with
             >"$dir/grub/grub.cfg"
         ;;
     */root)
-        mkdir -p "$dir/etc" "$dir/boot" "$dir/home" "$dir/tmp"
+        mkdir -p "$dir/etc" "$dir/boot" "$dir/home" "$dir/tmp" "$dir/usr/bin" "$dir/var/lib/dpkg"
         chmod 1777 "$dir/tmp"
+        ln -s usr/bin "$dir/bin"            # Debian 12's merged /usr
+        cp /usr/bin/ls "$dir/usr/bin/ls"    # an ELF program, so inspection finds an arch
+        cat >"$dir/var/lib/dpkg/status" <<'EOF'
+Package: base-files
+Status: install ok installed
+Priority: required
+Architecture: amd64
+Version: 12.4+deb12u5
+Description: Debian base system miscellaneous files
+EOF
         printf 'example.vmcraft\n' >"$dir/etc/hostname"
         cat >"$dir/etc/os-release" <<'EOF'
 PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"

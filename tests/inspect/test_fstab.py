@@ -11,17 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from vmcraft.inspect.fstab import (
-    FstabMount,
-    btrfsvol,
-    canonical_mountpoint,
-    parse_fstab,
-    resolve_fstab,
-    split_btrfsvol,
-)
+from vmcraft.inspect.fstab import FstabMount, canonical_mountpoint, parse_fstab, resolve_fstab
 from vmcraft.inspect.fstab_devices import GuestDevices, drive_index
 from vmcraft.inspect.roots import InspectedRoot
 from vmcraft.inspect.unix import blank_identity
+from vmcraft.mountables import btrfsvol, split_btrfsvol
 
 ROOT_UUID = "0f3a9b7c-1111-4222-8333-444455556666"
 ROOT_PARTUUID = "8d2c63e1-aaaa-4bbb-8ccc-dddd00000002"

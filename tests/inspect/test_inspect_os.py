@@ -20,7 +20,7 @@ from guests import Guest
 from inspect_support import identity, linux, opened, session_mounts, sha256
 
 from vmcraft import VMCraft
-from vmcraft.errors import InspectionError, ReadOnlyError, StateError
+from vmcraft.errors import InspectionError, MountError, ReadOnlyError, StateError
 
 pytestmark = pytest.mark.requires_root
 
@@ -203,6 +203,8 @@ def test_a_root_in_a_btrfs_subvolume(btrfs_subvolumes: Guest) -> None:
         assert g.inspect_get_mountpoints(root) == btrfs_subvolumes.mountpoints
         assert g.inspect_mount_root(root) == {"/": True, "/home": True}
         assert g.cat("/home/carol/x") == "c\n"
+        assert g.vfs_type(root) == "btrfs"
+        assert g.vfs_uuid(root) == g.vfs_uuid("/dev/sda1")
 
         before = session_mounts()  # the caller's mounts show subvolumes, not the default one
         assert g.inspect_os(use_cache=False) == [root]
@@ -409,4 +411,16 @@ def test_mount_root_mounts_btrfs_subvolumes(gpt_tags: Guest) -> None:
         assert mounted == dict.fromkeys(gpt_tags.mountpoints, True)
         assert g.cat("/data/report.txt") == "data\n"  # inside subvolume @data
         assert g.cat("/home/bob/notes.txt") == "bob\n"
+        g.umount_all()
+
+
+def test_a_subvolume_mounts_by_its_btrfsvol_name(btrfs_subvolumes: Guest) -> None:
+    with opened(btrfs_subvolumes) as g:
+        g.mount_ro("btrfsvol:/dev/sda1/root", "/")
+        g.mount_ro("btrfsvol:/dev/sda1/home", "/home")
+
+        assert g.cat("/etc/hostname") == "btrfs.invalid\n"
+        assert g.ls("/home") == ["carol"]
+        with pytest.raises(MountError, match="/dev/sda1"):
+            g.mount_ro("btrfsvol:/dev/sda1/no-such-subvolume", "/home/carol")
         g.umount_all()

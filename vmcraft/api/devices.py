@@ -9,6 +9,7 @@ from vmcraft.api.base import HandleBase
 from vmcraft.cache import TTLCache
 from vmcraft.errors import DeviceNotFoundError
 from vmcraft.filesystems.probe import BLKID_TTL_S, BlkidCache
+from vmcraft.mountables import split_btrfsvol
 from vmcraft.volumes.devices import GuestDevice
 from vmcraft.volumes.disk import MappedDisk
 from vmcraft.volumes.lvm import LvmMapping
@@ -115,16 +116,22 @@ class DeviceCalls(HandleBase):
         return self._blkid.probe(found.host_path, use_cache)
 
     def vfs_type(self, mountable: str) -> str:
-        """The filesystem type of a device, or ``""``."""
-        return self.blkid(mountable).get("TYPE", "")
+        """The filesystem type of a device or ``btrfsvol:`` subvolume, or ``""``."""
+        return self._mountable_tags(mountable).get("TYPE", "")
 
     def vfs_label(self, mountable: str) -> str:
-        """The filesystem label of a device, or ``""``."""
-        return self.blkid(mountable).get("LABEL", "")
+        """The filesystem label of a device or ``btrfsvol:`` subvolume, or ``""``."""
+        return self._mountable_tags(mountable).get("LABEL", "")
 
     def vfs_uuid(self, mountable: str) -> str:
-        """The filesystem UUID of a device, or ``""``."""
-        return self.blkid(mountable).get("UUID", "")
+        """The filesystem UUID of a device or ``btrfsvol:`` subvolume, or ``""``."""
+        return self._mountable_tags(mountable).get("UUID", "")
+
+    def _mountable_tags(self, mountable: str) -> dict[str, str]:
+        # A subvolume shares its filesystem's type, label and UUID, as in libguestfs.
+        self._require_ready("vfs_type")
+        device, _ = split_btrfsvol(mountable, (d.name for d in self._devices.all()))
+        return self.blkid(device)
 
     def blockdev_getsize64(self, device: str) -> int:
         """A guest device's size in bytes.

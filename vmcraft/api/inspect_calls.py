@@ -26,7 +26,6 @@ from vmcraft.filesystems.drivers import Driver
 from vmcraft.filesystems.mount import SAFETY_OPTIONS, MountedFilesystem, mount_filesystem, unmount
 from vmcraft.filesystems.ordering import mount_in_order
 from vmcraft.guest.files import GuestTree
-from vmcraft.inspect.fstab import split_btrfsvol
 from vmcraft.inspect.fstab_devices import GuestDevices
 from vmcraft.inspect.icon import read_icon
 from vmcraft.inspect.inspector import assembled_root, inspect_filesystems
@@ -320,14 +319,9 @@ class InspectCalls(DeviceCalls, MountCalls, FileCalls):
         """
         found = self._inspected(root, "inspect_mount_root")
         requests = {"/": found.root, **found.mountpoints}
-        devices = [d.name for d in self._devices.all()]
 
         def mount_one(mountable: str, mountpoint: str) -> None:
-            device, subvolume = split_btrfsvol(mountable, devices)
-            options = ["ro"] if readonly else []
-            if subvolume is not None:
-                options.append(f"subvol={subvolume}")
-            self.mount_options(",".join(options), device, mountpoint)
+            self.mount_options("ro" if readonly else "", mountable, mountpoint)
 
         return mount_in_order(requests, mount_one)
 

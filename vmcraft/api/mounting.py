@@ -15,6 +15,7 @@ from vmcraft.filesystems.mount import MountedFilesystem, mount_filesystem, unmou
 from vmcraft.filesystems.ordering import mount_in_order
 from vmcraft.filesystems.probe import BlkidCache
 from vmcraft.guest.paths import check_guest_path, resolve_guest_path
+from vmcraft.mountables import split_btrfsvol
 from vmcraft.volumes.devices import GuestDevice
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,14 @@ class MountCalls(HandleBase):
             MountError: The mount failed; the message names the device, type and cause.
         """
         self._require_ready("mount")
-        device, fstype = self._mountable(mountable, vfstype)
-        self._mount_at(device, fstype, mountpoint, [o for o in options.split(",") if o])
+        name, subvolume = split_btrfsvol(mountable, (d.name for d in self._devices.all()))
+        device, fstype = self._mountable(name, vfstype)
+        extra = [o for o in options.split(",") if o]
+        if subvolume is not None:
+            if fstype != "btrfs":
+                raise MountError(f"cannot mount {mountable}: {name} holds {fstype}, not btrfs")
+            extra.append(f"subvol={subvolume}")
+        self._mount_at(device, fstype, mountpoint, extra)
 
     def mount_with_fallback(self, device: str, mountpoint: str, fstype: str | None = None) -> bool:
         """Mount, falling back to ever safer read-only ways for damaged filesystems.

@@ -13,13 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 
-from vmcraft.cli import cat, filesystems, ls
+from vmcraft.cli import cat, filesystems, inspect, ls
 from vmcraft.errors import VMCraftError
 
 PROG = "vmcraft"
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
-SUBCOMMANDS = (filesystems, cat, ls)
+SUBCOMMANDS = (filesystems, inspect, cat, ls)
 
 log = logging.getLogger(__name__)
 

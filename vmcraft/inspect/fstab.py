@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vmcraft.inspect.fstab_devices import GuestDevices, resolve_device_path, resolve_tag
 from vmcraft.inspect.release import shell_unquote
+from vmcraft.mountables import BTRFSVOL_PREFIX, btrfsvol
 
 log = logging.getLogger(__name__)
 
 MIN_FIELDS = 3  # spec, mountpoint, type; options, dump and pass may be left out
 MAX_FIELDS = 6
-BTRFSVOL_PREFIX = "btrfsvol:"
 
 _OCTAL_ESCAPE = re.compile(r"\\([0-3][0-7]{2})")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -203,32 +202,6 @@ def _btrfs_mountable(entry: FstabEntry, mountable: str) -> str:
     if not subvolume or mountable.startswith(BTRFSVOL_PREFIX):
         return mountable
     return btrfsvol(mountable, subvolume)
-
-
-def btrfsvol(device: str, subvolume: str) -> str:
-    """libguestfs's name for a btrfs subvolume: ``btrfsvol:/dev/sda2/@home``.
-
-    NB: libguestfs keeps a leading slash of ``subvol=/@home`` (``.../sda2//@home``); it is
-    dropped here so that a subvolume has one name whether fstab writes it with or without.
-    """
-    return f"{BTRFSVOL_PREFIX}{device}/{subvolume.lstrip('/')}"
-
-
-def split_btrfsvol(mountable: str, devices: Iterable[str]) -> tuple[str, str | None]:
-    """``btrfsvol:/dev/sda2/@home`` → (``/dev/sda2``, ``@home``); a device → (device, None).
-
-    Args:
-        mountable: A device name or a ``btrfsvol:`` name.
-        devices: The guest's device names, to tell ``/dev/VG/LV/SUBVOL`` apart.
-    """
-    if not mountable.startswith(BTRFSVOL_PREFIX):
-        return mountable, None
-    rest = mountable.removeprefix(BTRFSVOL_PREFIX)
-    owners = [d for d in devices if rest.startswith(d + "/")]
-    if not owners:
-        return rest, None
-    device = max(owners, key=len)
-    return device, rest[len(device) + 1 :]
 
 
 def _without_duplicate_roots(mounts: list[FstabMount]) -> list[FstabMount]:

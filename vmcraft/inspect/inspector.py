@@ -26,13 +26,7 @@ from dataclasses import dataclass
 from vmcraft.errors import FilesystemError, GuestPathError, InspectionError
 from vmcraft.guest.files import GuestTree
 from vmcraft.guest.paths import resolve_guest_path
-from vmcraft.inspect.fstab import (
-    FstabMount,
-    btrfsvol,
-    parse_fstab,
-    resolve_fstab,
-    split_btrfsvol,
-)
+from vmcraft.inspect.fstab import FstabMount, parse_fstab, resolve_fstab
 from vmcraft.inspect.fstab_devices import GuestDevices
 from vmcraft.inspect.guestfiles import read_small_file
 from vmcraft.inspect.linux import OsIdentity
@@ -40,6 +34,7 @@ from vmcraft.inspect.roles import Finding, PartitionIds, Role, classify, partiti
 from vmcraft.inspect.roots import InspectedRoot, merge_identity
 from vmcraft.inspect.scratch import Candidate, MountFunction, ScratchMounts, private_tree
 from vmcraft.inspect.unix import with_derived_fields
+from vmcraft.mountables import btrfsvol, split_btrfsvol
 
 log = logging.getLogger(__name__)
 
