@@ -197,7 +197,7 @@ def build_phony_debian(workdir: Path) -> guests.Guest:
 
     mountpoints = {"/": "/dev/debian/root", "/boot": "/dev/sda1", "/usr": "/dev/debian/usr"}
     mountpoints |= {"/var": "/dev/debian/var", "/home": "/dev/debian/home"}
-    guest = _guest(image, "dos", DEBIAN_PARTS, specs, mountpoints)
+    guest = guest_manifest(image, "dos", DEBIAN_PARTS, specs, mountpoints)
     return dataclasses.replace(guest, volume_groups={"debian": [n for n, _ in DEBIAN_VOLUMES]})
 
 
@@ -280,12 +280,13 @@ def build_gpt_tags(workdir: Path) -> guests.Guest:
     make_btrfs(image, data, GPT_PARTS[5].start, GPT_PARTS[5].size, {"@data": data}, scratch)
     mountpoints = {"/": "/dev/sda2", "/boot": "/dev/sda1", "/home": "/dev/sda3"}
     mountpoints |= {"/srv": "/dev/sda4", "/data": "btrfsvol:/dev/sda6/@data"}
-    return _guest(image, "gpt", GPT_PARTS, specs, mountpoints)
+    return guest_manifest(image, "gpt", GPT_PARTS, specs, mountpoints)
 
 
-def _guest(
+def guest_manifest(
     image: Path, table: str, parts: Sequence[Part], specs: dict[str, FsSpec], mounts: dict[str, str]
 ) -> guests.Guest:
+    """The manifest of a raw image from its recipe: partitions, filesystems, mountpoints."""
     return guests.Guest(
         path=image,
         format="raw",
@@ -337,7 +338,7 @@ def _mbr_disk(workdir: Path, name: str, specs: dict[str, FsSpec]) -> guests.Gues
             make_swap(image, spec, part.start, part.size)
         else:
             make_ext(image, spec, part.start, part.size, workdir / f"scratch-{name}")
-    return _guest(image, "dos", parts, specs, {})
+    return guest_manifest(image, "dos", parts, specs, {})
 
 
 def build_dual_boot(workdir: Path) -> guests.Guest:
@@ -397,4 +398,4 @@ def build_btrfs_subvolumes(workdir: Path) -> guests.Guest:
     top = FsSpec("/dev/sda1", "btrfs", "fedora", fs_uuid)
     make_btrfs(image, top, part.start, part.size, subvolumes, workdir / "scratch-btrfs")
     mountpoints = {"/": "btrfsvol:/dev/sda1/root", "/home": "btrfsvol:/dev/sda1/home"}
-    return _guest(image, "dos", (part,), {"/dev/sda1": top}, mountpoints)
+    return guest_manifest(image, "dos", (part,), {"/dev/sda1": top}, mountpoints)

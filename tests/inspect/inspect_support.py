@@ -1,10 +1,12 @@
 """What the inspection tests share: an opened handle, the answers of every get_* call,
-and the two witnesses of side effects (this session's mounts, an image's bytes)."""
+the two witnesses of side effects (this session's mounts, an image's bytes), and the
+application records libguestfs returns, spelled from guestfs(3) rather than from the code."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import struct
 import tempfile
 import zlib
@@ -12,9 +14,44 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import guests
+import pytest
 from guests import Guest
 
 from vmcraft import VMCraft
+
+APP2_FIELDS = (
+    "app2_name",
+    "app2_display_name",
+    "app2_epoch",
+    "app2_version",
+    "app2_release",
+    "app2_arch",
+    "app2_install_path",
+    "app2_trans_path",
+    "app2_publisher",
+    "app2_url",
+    "app2_source_package",
+    "app2_summary",
+    "app2_description",
+    "app2_spare1",
+    "app2_spare2",
+    "app2_spare3",
+    "app2_spare4",
+)
+"""guestfs(3)'s ``application2`` struct, in its order."""
+
+
+def app2(name: str, **fields: str | int) -> dict[str, str | int]:
+    """An application2 record: the given fields (without ``app2_``), "" for the other
+    strings, epoch 0."""
+    record: dict[str, str | int] = dict.fromkeys(APP2_FIELDS, "")
+    record.update(app2_name=name, app2_epoch=0)
+    record.update({f"app2_{key}": value for key, value in fields.items()})
+    return record
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
 
 @contextlib.contextmanager

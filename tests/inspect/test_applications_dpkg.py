@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from inspect_support import app2 as app
+from inspect_support import warnings_of
 from planted_guests import plant
 
-from vmcraft.inspect.applications import APPLICATION_FIELDS, list_applications
+from vmcraft.inspect.applications import list_applications
 
 STATUS = "/var/lib/dpkg/status"
 
@@ -124,13 +126,6 @@ STATUS_FILE = "\n".join(
 )
 
 
-def app(name: str, **fields: str | int) -> dict[str, str | int]:
-    record: dict[str, str | int] = dict.fromkeys(APPLICATION_FIELDS, "")
-    record.update(app2_name=name, app2_epoch=0)
-    record.update({f"app2_{key}": value for key, value in fields.items()})
-    return record
-
-
 EXPECTED = [
     app("adduser", version="3.134", arch="all", summary="add and remove users and groups"),
     app(
@@ -180,10 +175,6 @@ EXPECTED = [
         summary="Xorg X server - core server",
     ),
 ]
-
-
-def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
 
 def test_installed_packages_of_a_status_file(

@@ -13,9 +13,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from inspect_support import app2 as app
+from inspect_support import warnings_of
 from planted_guests import plant
 
-from vmcraft.inspect.applications import APPLICATION_FIELDS, list_applications
+from vmcraft.inspect.applications import list_applications
 
 LOCAL = "/var/lib/pacman/local"
 
@@ -55,17 +57,6 @@ CA_CERTIFICATES = desc(
     url="https://src.fedoraproject.org/rpms/ca-certificates",
     arch="any",
 )
-
-
-def app(name: str, **fields: str | int) -> dict[str, str | int]:
-    record: dict[str, str | int] = dict.fromkeys(APPLICATION_FIELDS, "")
-    record.update(app2_name=name, app2_epoch=0)
-    record.update({f"app2_{key}": value for key, value in fields.items()})
-    return record
-
-
-def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
 
 def test_local_database(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -65,6 +65,7 @@ def test_other_unixes_and_dos() -> None:
         (10, 0, "Windows 10 Pro", "Client", "22631", "win11"),
         (10, 0, "Windows Server 2019 Standard", "Server", "17763", "win2k19"),
         (10, 0, "Windows Server 2022 Datacenter", "Server", "20348", "win2k22"),
+        (10, 0, "Windows Server 2025 Standard", "Server", "26100", "win2k25"),
         (10, 0, "Windows Server 2016 Standard", "Server", "14393", "win2k16"),
         (10, 0, "Windows 10 Pro", "Client", "unknown", "unknown"),
     ],

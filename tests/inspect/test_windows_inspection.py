@@ -19,6 +19,7 @@ from pathlib import Path
 import guests
 import pytest
 from conftest import skip_unless_root, skip_unless_tools
+from inspect_support import app2
 from planted_guests import plant
 from windows_guests import (
     DISK_ID,
@@ -76,14 +77,8 @@ WINDOWS_10 = WindowsIdentity(
 
 
 def app(name: str, display_name: str, **fields: str) -> dict[str, str | int]:
-    """An application in libguestfs's app2 shape; unnamed fields are empty."""
-    keys = (
-        "version install_path publisher url description"
-        " release arch trans_path source_package summary spare1 spare2 spare3 spare4"
-    )
-    application: dict[str, str | int] = {f"app2_{key}": "" for key in keys.split()}
-    application.update({f"app2_{key}": value for key, value in fields.items()})
-    return {"app2_name": name, "app2_display_name": display_name, "app2_epoch": 0, **application}
+    """A Windows application: the Uninstall subkey's name, its DisplayName and the rest."""
+    return app2(name, display_name=display_name, **fields)
 
 
 WINDOWS_10_APPLICATIONS = [

@@ -96,6 +96,10 @@ _WINDOWS_CLIENT_SERVER = {
 }
 
 
+_WINDOWS_SERVER_YEARS = (("2025", "win2k25"), ("2022", "win2k22"), ("2019", "win2k19"))
+"""Windows Server releases that report 10.0, told apart by the year in the product name."""
+
+
 def _windows_id(major: int, minor: int, name: str, variant: str, build_id: str) -> str:
     if (major, minor) == (5, 1):
         return "winxp"
@@ -117,9 +121,8 @@ def _windows_5_2_id(name: str) -> str:
 
 def _windows_10_id(name: str, variant: str, build_id: str) -> str:
     if "Server" in variant:
-        if "2022" in name:
-            return "win2k22"
-        return "win2k19" if "2019" in name else "win2k16"
+        ids = (osid for year, osid in _WINDOWS_SERVER_YEARS if year in name)
+        return next(ids, "win2k16")  # 2016 shares 10.0 and says nothing else
 
     # NB: Windows 11 still reports 10.0; only the build number tells them apart.
     if not (build_id.isascii() and build_id.isdigit()):

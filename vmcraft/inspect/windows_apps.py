@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from vmcraft.guest.files import GuestTree
+from vmcraft.inspect.apps_base import APPLICATION_FIELDS, Application
 from vmcraft.inspect.registry import Key
 from vmcraft.inspect.windows import open_hive_root, string_value, subkey_at, values_by_name
 
@@ -23,27 +24,6 @@ UNINSTALL_KEYS = (
     ("WOW6432Node", "Microsoft", "Windows", "CurrentVersion", "Uninstall"),
 )
 
-APP2_FIELDS = (
-    "app2_name",
-    "app2_display_name",
-    "app2_epoch",
-    "app2_version",
-    "app2_release",
-    "app2_arch",
-    "app2_install_path",
-    "app2_trans_path",
-    "app2_publisher",
-    "app2_url",
-    "app2_source_package",
-    "app2_summary",
-    "app2_description",
-    "app2_spare1",
-    "app2_spare2",
-    "app2_spare3",
-    "app2_spare4",
-)
-"""The keys of libguestfs's ``application2`` struct, in its order."""
-
 _VALUE_FIELDS = {
     "app2_version": "displayversion",
     "app2_install_path": "installlocation",
@@ -52,8 +32,6 @@ _VALUE_FIELDS = {
     "app2_description": "comments",
 }
 """app2 field -> the value filling it, lowercased: hivex looks values up ignoring case."""
-
-Application = dict[str, str | int]
 
 
 def list_windows_applications(tree: GuestTree, software_hive_path: str) -> list[Application]:
@@ -91,7 +69,7 @@ def _application(key: Key) -> Application | None:
     if display_name is None:
         return None
 
-    application: Application = dict.fromkeys(APP2_FIELDS, "")
+    application: Application = dict.fromkeys(APPLICATION_FIELDS, "")
     application["app2_epoch"] = 0
     application["app2_name"] = key.name
     application["app2_display_name"] = display_name
