@@ -110,7 +110,7 @@ def test_a_second_disk_without_an_os_adds_no_root(
     assert [s["root"] for s in json.loads(out)["operatingsystems"]] == [ROOT]
 
 
-def test_a_disk_without_an_os_is_an_error_as_in_virt_inspector(
+def test_a_disk_without_an_os_is_an_empty_list_as_in_virt_inspector(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = tmp_path / "data.raw"
@@ -118,11 +118,12 @@ def test_a_disk_without_an_os_is_an_error_as_in_virt_inspector(
         f.truncate(16 << 20)
     subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
 
-    status, out, err = _inspect(capsys, "-a", str(image))
+    assert _inspect(capsys, "-a", str(image))[:2] == (0, '{\n  "operatingsystems": []\n}\n')
+    status, out, err = _inspect(capsys, "-a", str(image), "--xml")
 
-    assert status == 1
-    assert out == ""
-    assert err.count("\n") == 1 and "no operating system found" in err
+    assert status == 0
+    assert out == '<?xml version="1.0"?>\n<operatingsystems/>\n'
+    assert "no operating system found" in err
 
 
 def test_a_missing_image_is_one_line_and_exit_1(

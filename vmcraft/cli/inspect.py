@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import logging
 import re
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from typing import Any
 from vmcraft import VMCraft
 from vmcraft.cli.options import add_drive_options, open_guest
 from vmcraft.errors import InspectionError
+
+log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
 
@@ -57,6 +60,7 @@ _APPLICATION_FIELDS = (
     "summary",
     "description",
 )
+_BASE64_LINE = 72
 # Characters XML 1.0 cannot carry at all, even escaped; a package description may hold them.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -89,8 +93,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     with open_guest(args.images, args.format) as g:
         report = describe(g, applications=args.applications, icon=args.icon)
-    if not report:
-        raise InspectionError(f"no operating system found on {', '.join(args.images)}")
+    if not report:  # as virt-inspector: an empty list, not an error
+        log.warning("no operating system found on %s", ", ".join(args.images))
 
     if args.xml:
         sys.stdout.write(to_xml(report))
@@ -200,8 +204,14 @@ def _os_element(report: dict[str, Any]) -> _Node:
         apps = [_app_node(app) for app in report["applications"]]
         children.append(_Node("applications", children=apps))
     if report.get("icon"):
-        children.append(_Node("icon", text=report["icon"]))
+        children.append(_Node("icon", text=_wrapped(report["icon"]), verbatim=True))
     return _Node("operatingsystem", children=children)
+
+
+def _wrapped(text: str) -> str:
+    # libxml2's base64 writer ends a line every 72 characters with CR LF; match it byte
+    # for byte (the text is base64, so nothing in it needs escaping).
+    return "\r\n".join(text[i : i + _BASE64_LINE] for i in range(0, len(text), _BASE64_LINE))
 
 
 def _fs_node(fs: dict[str, str]) -> _Node:
@@ -227,8 +237,10 @@ class _Node:
         attributes: dict[str, str] | None = None,
         text: str | None = None,
         children: list[_Node] | None = None,
+        verbatim: bool = False,
     ) -> None:
         self.tag = tag
+        self.verbatim = verbatim
         self.attributes = attributes or {}
         self.text = text
         self.children = children or []
@@ -238,7 +250,8 @@ def _lines(node: _Node, depth: int) -> Iterator[str]:
     indent = "  " * depth
     attributes = "".join(f' {k}="{_escape_attribute(v)}"' for k, v in node.attributes.items())
     if node.text is not None:
-        yield f"{indent}<{node.tag}{attributes}>{_escape_text(node.text)}</{node.tag}>"
+        text = node.text if node.verbatim else _escape_text(node.text)
+        yield f"{indent}<{node.tag}{attributes}>{text}</{node.tag}>"
     elif not node.children:
         yield f"{indent}<{node.tag}{attributes}/>"
     else:
