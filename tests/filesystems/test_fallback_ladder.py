@@ -70,16 +70,18 @@ def test_first_rung_that_mounts_wins(fstype: str, tries: int, level: str) -> Non
     assert len(attempts.options) == tries
 
 
-def test_each_attempt_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_each_attempt_is_logged_and_a_failed_rung_is_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.INFO, logger="vmcraft.filesystems.fallback"):
         mount_with_fallback(Attempts(succeed_on=3), "ext4", "/dev/sdb1 (ext4) on /")
     lines = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert lines == [
         ("INFO", "mounting /dev/sdb1 (ext4) on /: trying normal"),
-        ("WARNING", "mounting /dev/sdb1 (ext4) on / with normal failed: refused with []"),
+        ("INFO", "mounting /dev/sdb1 (ext4) on / with normal failed: refused with []"),
         ("INFO", "mounting /dev/sdb1 (ext4) on /: trying ro-norecovery"),
         (
-            "WARNING",
+            "INFO",
             "mounting /dev/sdb1 (ext4) on / with ro-norecovery failed: "
             "refused with ['ro', 'norecovery']",
         ),

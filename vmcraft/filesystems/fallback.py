@@ -42,7 +42,8 @@ MountAttempt = Callable[[list[str]], MountedFilesystem]
 def mount_with_fallback(
     attempt: MountAttempt, fstype: str, what: str
 ) -> tuple[MountedFilesystem, str]:
-    """Climb the ladder until a rung mounts, logging each failure.
+    """Climb the ladder until a rung mounts, logging each attempt (a failed rung is expected
+    on a damaged filesystem, so it is logged at INFO; only running out of rungs is an error).
 
     Args:
         attempt: Mounts with the extra options given, or raises.
@@ -63,6 +64,6 @@ def mount_with_fallback(
         try:
             return attempt(list(rung.options)), rung.name
         except FilesystemError as e:
-            log.warning("mounting %s with %s failed: %s", what, rung.name, e)
+            log.info("mounting %s with %s failed: %s", what, rung.name, e)
             failures.append(f"{rung.name}: {e}")
     raise FilesystemError(f"cannot mount {what} at any level: " + "; ".join(failures))
