@@ -110,6 +110,15 @@ VARIANT="Server Edition"
 VARIANT_ID=server
 """
 
+DEBIAN_12_OS_RELEASE = """\
+PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+"""
+
 UNKNOWN_LINUX = OsIdentity(
     type="linux",
     distro="unknown",
@@ -130,6 +139,11 @@ UNKNOWN_LINUX = OsIdentity(
 def linux(**fields: Any) -> OsIdentity:
     """:data:`UNKNOWN_LINUX` with the given fields known."""
     return dataclasses.replace(UNKNOWN_LINUX, **fields)
+
+
+def guest_os(os_type: str, distro: str, **fields: Any) -> OsIdentity:
+    """An x86-64 OS of another type (``freebsd``, ``hurd``...) with the given fields known."""
+    return dataclasses.replace(UNKNOWN_LINUX, type=os_type, distro=distro, **fields)
 
 
 DEB_APT = {"package_format": "deb", "package_management": "apt"}

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from planted_guests import (
     DEB_APT,
+    DEBIAN_12_OS_RELEASE,
     ELFCLASS64,
     ELFDATA2LSB,
     EM_AARCH64,
@@ -30,16 +31,6 @@ from planted_guests import (
 )
 
 from vmcraft.inspect import is_linux_root, read_identity
-
-DEBIAN_12_OS_RELEASE = """\
-PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
-NAME="Debian GNU/Linux"
-VERSION_ID="12"
-VERSION="12 (bookworm)"
-VERSION_CODENAME=bookworm
-ID=debian
-"""
-
 
 # ------------------------------------------------------------ libguestfs's phony guests
 

@@ -100,13 +100,18 @@ def read_hostname(tree: GuestTree) -> str | None:
     ``#`` comment, else ``HOSTNAME=`` in ``/etc/sysconfig/network`` (RHEL before 7).
     """
     for path in HOSTNAME_FILES:
-        hostname = _first_hostname_line(tree, path)
+        hostname = read_hostname_file(tree, path)
         if hostname is not None:
             return hostname
     return _sysconfig_hostname(tree)
 
 
-def _first_hostname_line(tree: GuestTree, path: str) -> str | None:
+def read_hostname_file(tree: GuestTree, path: str) -> str | None:
+    """The first line of ``path`` that is neither empty nor a ``#`` comment, or None.
+
+    libguestfs reads every file that holds just a hostname this way (``/etc/hostname``,
+    OpenBSD's ``/etc/myname``, Minix's ``/etc/hostname.file``).
+    """
     text = read_small_file(tree, path)
     if text is None:
         return None

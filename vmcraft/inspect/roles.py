@@ -2,9 +2,9 @@
 
 The tests and their order are libguestfs's (``check_filesystem``): a GRUB ``/boot`` is
 ruled out first, then FreeBSD, NetBSD, OpenBSD, Hurd, Minix, Linux and CoreOS roots are
-tried, then ``/usr/local``, Linux and CoreOS ``/usr``, ``/var``, Windows, and finally
-FreeDOS and MS-DOS. The first test that matches decides, so a Linux root that happens to
-hold ``/hurd/console`` is a Hurd root, as it is for libguestfs.
+tried, then ``/usr/local``, Linux and CoreOS ``/usr``, ``/var``, a Windows root or data
+volume, and finally FreeDOS and MS-DOS. The first test that matches decides, so a Linux
+root that happens to hold ``/hurd/console`` is a Hurd root, as it is for libguestfs.
 
 Windows roots are recognised by :mod:`vmcraft.inspect.windows`.
 """
@@ -109,7 +109,7 @@ def classify(tree: GuestTree, disks: PartitionIds | None = None) -> Finding:
         disks: The guest's partition identities, for a Windows root's drive letters.
     """
     windows: Test = functools.partial(_windows, disks=disks or PartitionIds())
-    tests: tuple[Test, ...] = (*_UNIX_TESTS, windows, _dos)
+    tests: tuple[Test, ...] = (*_UNIX_TESTS, windows, _windows_volume, _dos)
     for test in tests:
         finding = test(tree)
         if finding is not None:
@@ -175,18 +175,18 @@ def _coreos_root(tree: GuestTree) -> Finding | None:
     return None
 
 
-def _usr_shape(tree: GuestTree) -> bool:
-    return _has_unix_base(tree) and is_dir(tree, "/share")
-
-
 def _usr_local(tree: GuestTree) -> Finding | None:
-    if _usr_shape(tree) and not is_dir(tree, "/local") and not _has_files(tree, "/etc/fstab"):
+    shape = _has_unix_base(tree) and is_dir(tree, "/share")
+    if shape and not is_dir(tree, "/local") and not _has_files(tree, "/etc/fstab"):
         return OTHER
     return None
 
 
 def _linux_usr(tree: GuestTree) -> Finding | None:
-    if _usr_shape(tree) and is_dir(tree, "/local") and not _has_files(tree, "/etc/fstab"):
+    # A real /usr holds no /etc: libguestfs's OCaml daemon (daemon/inspect_fs.ml) asks for
+    # /src where its older C code asked for /etc.
+    folders = ("/bin", "/local", "/share", "/src")
+    if all(is_dir(tree, f) for f in folders) and not _has_files(tree, "/etc/fstab"):
         return Finding(Role.USR, read_linux_usr_identity(tree))
     return None
 
@@ -210,6 +210,14 @@ def _windows(tree: GuestTree, disks: PartitionIds) -> Finding | None:
         return None
     found = read_windows_identity(tree, systemroot, disks.mbr, disks.gpt)
     return Finding(Role.ROOT, _windows_identity(found), windows=_windows_facts(found))
+
+
+def _windows_volume(tree: GuestTree) -> Finding | None:
+    # A Windows data volume is settled here, so DOS markers copied onto it make no root.
+    found = find_nocase(tree, "/System Volume Information")
+    if found is not None and is_dir(tree, found):
+        return OTHER
+    return None
 
 
 def _dos(tree: GuestTree) -> Finding | None:

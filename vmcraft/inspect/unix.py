@@ -20,7 +20,7 @@ from vmcraft.errors import GuestFileError
 from vmcraft.guest.files import GuestTree
 from vmcraft.inspect.arch import guest_architecture
 from vmcraft.inspect.guestfiles import is_file, read_small_file
-from vmcraft.inspect.linux import OsIdentity, read_hostname
+from vmcraft.inspect.linux import OsIdentity, read_hostname, read_hostname_file
 from vmcraft.inspect.osinfo import osinfo_id
 from vmcraft.inspect.packages import package_format, package_management
 from vmcraft.inspect.release import (
@@ -143,7 +143,7 @@ def read_openbsd_identity(tree: GuestTree) -> OsIdentity:
     """OpenBSD: ``/etc/motd``'s first line is rewritten at every boot (``OpenBSD 7.4 ...``)."""
     facts = _parse_file(tree, "/etc/motd", parse_generic("openbsd"))
     identity = with_facts(blank_identity("openbsd", "openbsd"), facts)
-    return _finish(identity, tree, _first_line(tree, "/etc/myname"))
+    return _finish(identity, tree, read_hostname_file(tree, "/etc/myname"))
 
 
 def read_hurd_identity(tree: GuestTree) -> OsIdentity:
@@ -158,7 +158,7 @@ def read_minix_identity(tree: GuestTree) -> OsIdentity:
     facts = _parse_file(tree, "/etc/version", parse_generic("minix", r"^(\d+)\.(\d+)(\.(\d+))?"))
     identity = with_facts(blank_identity("minix"), facts)
     identity = dataclasses.replace(identity, distro=UNKNOWN)
-    return _finish(identity, tree, _first_line(tree, "/etc/hostname.file"))
+    return _finish(identity, tree, read_hostname_file(tree, "/etc/hostname.file"))
 
 
 def read_coreos_root_identity(tree: GuestTree) -> OsIdentity:
@@ -208,14 +208,6 @@ def _strip_quotes(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         return value[1:-1]
     return value
-
-
-def _first_line(tree: GuestTree, path: str) -> str | None:
-    text = read_small_file(tree, path)
-    if not text:
-        return None
-    first = text.split("\n", 1)[0]
-    return first or None
 
 
 def find_nocase(tree: GuestTree, path: str) -> str | None:
