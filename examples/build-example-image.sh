@@ -102,6 +102,7 @@ Priority: required
 Architecture: amd64
 Version: 12.4+deb12u5
 Description: Debian base system miscellaneous files
+
 EOF
         printf 'example.vmcraft\n' >"$dir/etc/hostname"
         cat >"$dir/etc/os-release" <<'EOF'

@@ -16,10 +16,10 @@ BTRFSVOL_PREFIX = "btrfsvol:"
 def btrfsvol(device: str, subvolume: str) -> str:
     """libguestfs's name for a btrfs subvolume: ``btrfsvol:/dev/sda2/@home``.
 
-    NB: libguestfs keeps a leading slash of ``subvol=/@home`` (``.../sda2//@home``); it is
-    dropped here so that a subvolume has one name whether fstab writes it with or without.
+    The subvolume is kept as fstab spells it: ``subvol=/@home`` gives ``.../sda2//@home``,
+    as it does in libguestfs, so that both tools name a guest's mountpoints alike.
     """
-    return f"{BTRFSVOL_PREFIX}{device}/{subvolume.lstrip('/')}"
+    return f"{BTRFSVOL_PREFIX}{device}/{subvolume}"
 
 
 def split_btrfsvol(mountable: str, devices: Iterable[str]) -> tuple[str, str | None]:

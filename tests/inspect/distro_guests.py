@@ -121,7 +121,7 @@ RHEL9_PARTS = (
     Part(3, 2 * MiB + XFS_MIN_SIZE, XFS_MIN_SIZE, GPT_LINUX),
 )
 RHEL9_KERNEL = "5.14.0-284.11.1.el9_2.x86_64"
-RHEL_LOGO = "/usr/share/pixmaps/fedora-logo-sprite.png"  # libguestfs's icon from RHEL 7 on
+RHEL_LOGO = "/usr/share/icons/hicolor/96x96/apps/system-logo-icon.png"  # libguestfs, RHEL ≥ 7
 RHEL9_ICON = tiny_png(64, 64)
 
 

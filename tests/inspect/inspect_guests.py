@@ -397,5 +397,6 @@ def build_btrfs_subvolumes(workdir: Path) -> guests.Guest:
     image = new_disk(workdir / "btrfs.raw", "dos", (part,))
     top = FsSpec("/dev/sda1", "btrfs", "fedora", fs_uuid)
     make_btrfs(image, top, part.start, part.size, subvolumes, workdir / "scratch-btrfs")
-    mountpoints = {"/": "btrfsvol:/dev/sda1/root", "/home": "btrfsvol:/dev/sda1/home"}
+    # libguestfs names a subvolume as fstab spells it, leading slash and all.
+    mountpoints = {"/": "btrfsvol:/dev/sda1/root", "/home": "btrfsvol:/dev/sda1//home"}
     return guest_manifest(image, "dos", (part,), {"/dev/sda1": top}, mountpoints)

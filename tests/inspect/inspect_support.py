@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import struct
 import tempfile
 import zlib
@@ -18,6 +19,7 @@ import pytest
 from guests import Guest
 
 from vmcraft import VMCraft
+from vmcraft.cli.inspect import describe, to_xml
 
 APP2_FIELDS = (
     "app2_name",
@@ -61,6 +63,27 @@ def opened(*drives: Guest, readonly: bool = True) -> Iterator[VMCraft]:
             g.add_drive_opts(str(guest.path), format=guest.format, readonly=readonly)
         g.launch()
         yield g
+
+
+VIRT_INSPECTOR = Path(__file__).parent / "virt_inspector"
+_UUID_ELEMENT = re.compile(r"<uuid>[^<]*</uuid>")
+
+
+def inspector_document(*drives: Guest, applications: bool = True) -> str:
+    """What ``vmcraft inspect --xml`` prints for the guest."""
+    with opened(*drives) as g:
+        return to_xml(describe(g, applications=applications))
+
+
+def virt_inspector_document(name: str) -> str:
+    """virt-inspector's own output for a guest the builders make (see virt_inspector/)."""
+    return (VIRT_INSPECTOR / f"{name}.xml").read_bytes().decode()  # keep its CR LF
+
+
+def without_uuids(document: str) -> str:
+    """The document with every ``<uuid>`` blanked: mkntfs and mkfs.btrfs choose their own,
+    so those differ from one build of a guest to the next."""
+    return _UUID_ELEMENT.sub("<uuid/>", document)
 
 
 def identity(g: VMCraft, root: str) -> dict[str, object]:

@@ -275,11 +275,16 @@ def test_only_the_first_of_several_roots_counts() -> None:
 # ---------------------------------------------------------------- btrfs subvolumes
 
 
-@pytest.mark.parametrize("subvol", ["@home", "/@home"])
-def test_a_btrfs_subvolume_is_its_own_mountable(subvol: str) -> None:
+@pytest.mark.parametrize(
+    ("subvol", "mountable"),
+    [("@home", "btrfsvol:/dev/vg0/home/@home"), ("/@home", "btrfsvol:/dev/vg0/home//@home")],
+)
+def test_a_btrfs_subvolume_is_its_own_mountable_named_as_fstab_spells_it(
+    subvol: str, mountable: str
+) -> None:
     line = f"LABEL=home /home btrfs defaults,subvol={subvol},compress=zstd 0 0"
 
-    assert resolve(line) == ["btrfsvol:/dev/vg0/home/@home"]
+    assert resolve(line) == [mountable]
 
 
 def test_btrfs_without_subvol_is_the_whole_device() -> None:

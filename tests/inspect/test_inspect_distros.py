@@ -19,7 +19,16 @@ import pytest
 import rpmdb_builder as rb
 from conftest import skip_unless_root, skip_unless_tools
 from guests import Guest
-from inspect_support import APP2_FIELDS, app2, identity, linux, opened, session_mounts
+from inspect_support import (
+    APP2_FIELDS,
+    app2,
+    identity,
+    inspector_document,
+    linux,
+    opened,
+    session_mounts,
+    virt_inspector_document,
+)
 
 pytestmark = pytest.mark.requires_root
 
@@ -336,3 +345,21 @@ def test_two_distributions_on_two_drives(rhel9: Guest, alpine: Guest) -> None:
         # fstab's UUID= names the partitions of the drive they are on.
         assert g.inspect_get_mountpoints("/dev/sdb3") == {"/": "/dev/sdb3", "/boot": "/dev/sdb1"}
         assert g.inspect_get_filesystems("/dev/sdb3") == ["/dev/sdb3", "/dev/sdb1", "/dev/sdb2"]
+
+
+# ---------------------------------------------------------------- virt-inspector's own output
+
+
+@pytest.mark.parametrize(
+    ("name", "applications"),
+    # libguestfs 1.48's librpm cannot read the RPM databases these guests hold (real ones,
+    # made by rpm 4.18): it stops with "rpmtsInitIterator", so their references were made
+    # with --no-applications.
+    [("alpine", True), ("archlinux", True), ("rhel9", False), ("centos7", False)],
+)
+def test_virt_inspectors_document_byte_for_byte(
+    name: str, applications: bool, request: pytest.FixtureRequest
+) -> None:
+    guest: Guest = request.getfixturevalue(name)
+
+    assert inspector_document(guest, applications=applications) == virt_inspector_document(name)

@@ -17,7 +17,16 @@ import pytest
 import windows_guests
 from conftest import skip_unless_root, skip_unless_tools
 from guests import Guest
-from inspect_support import identity, linux, opened, session_mounts, sha256
+from inspect_support import (
+    identity,
+    inspector_document,
+    linux,
+    opened,
+    session_mounts,
+    sha256,
+    virt_inspector_document,
+    without_uuids,
+)
 
 from vmcraft import VMCraft
 from vmcraft.errors import InspectionError, MountError, ReadOnlyError, StateError
@@ -424,3 +433,24 @@ def test_a_subvolume_mounts_by_its_btrfsvol_name(btrfs_subvolumes: Guest) -> Non
         with pytest.raises(MountError, match="/dev/sda1"):
             g.mount_ro("btrfsvol:/dev/sda1/no-such-subvolume", "/home/carol")
         g.umount_all()
+
+
+# ---------------------------------------------------------------- virt-inspector's own output
+
+
+def test_phony_debian_gives_virt_inspectors_document_byte_for_byte(phony_debian: Guest) -> None:
+    assert inspector_document(phony_debian) == virt_inspector_document("phony-debian")
+
+
+def test_windows_gives_virt_inspectors_document(windows_10: Guest) -> None:
+    expected = without_uuids(virt_inspector_document("windows"))
+
+    assert without_uuids(inspector_document(windows_10)) == expected
+
+
+def test_btrfs_subvolumes_give_virt_inspectors_document(btrfs_subvolumes: Guest) -> None:
+    # libguestfs 1.48's librpm cannot read this guest's (missing) RPM database: the
+    # reference was made with --no-applications.
+    expected = without_uuids(virt_inspector_document("btrfs-subvolumes"))
+
+    assert without_uuids(inspector_document(btrfs_subvolumes, applications=False)) == expected

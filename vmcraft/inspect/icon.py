@@ -27,7 +27,9 @@ MAX_SIDE = 1024
 BYTES_PER_PIXEL = 4  # the size limit when a distribution sets none: 4 bytes a pixel
 
 FAVICON = "/etc/favicon.png"
-RHEL_FAMILY = frozenset({"rhel", "redhat-based", "centos", "scientificlinux", "oraclelinux"})
+RHEL_FAMILY = frozenset(
+    {"rhel", "redhat-based", "centos", "rocky", "scientificlinux", "oraclelinux"}
+)
 RHEL_FIRST_SPRITE = 7
 
 _LOGOS: dict[str, tuple[tuple[str, int], ...]] = {
@@ -37,10 +39,18 @@ _LOGOS: dict[str, tuple[tuple[str, int], ...]] = {
         ("/usr/share/icons/gnome/24x24/places/ubuntu-logo.png", 2048),
         ("/usr/share/help/C/ubuntu-help/figures/ubuntu-logo.png", 2048),
     ),
-    "mageia": (("/usr/share/icons/mageia.png", 2048),),
-    "opensuse": (("/usr/share/icons/hicolor/24x24/apps/distributor.png", 2048),),
+    "mageia": (("/usr/share/icons/mageia.png", 10240),),
+    "opensuse": (
+        ("/usr/share/icons/hicolor/48x48/apps/distributor.png", 10240),
+        ("/usr/share/icons/hicolor/24x24/apps/distributor.png", 10240),
+    ),
     "voidlinux": (("/usr/share/void-artwork/void-logo.png", 20480),),
     "altlinux": (("/usr/share/icons/hicolor/48x48/apps/altlinux.png", 20480),),
+    "gentoo": (("/usr/share/icons/gentoo/48x48/gentoo.png", 10240),),
+    "openmandriva": (
+        ("/usr/share/icons/large/mandriva.png", 10240),
+        ("/usr/share/icons/mandriva.png", 10240),
+    ),
 }
 """Logo paths and size limits (0: by geometry) by distro, in the order they are tried."""
 _LOGOS["sles"] = _LOGOS["suse-based"] = _LOGOS["opensuse"]
@@ -78,7 +88,7 @@ def _logos(identity: OsIdentity) -> tuple[tuple[str, int], ...]:
     if identity.distro in RHEL_FAMILY:
         if identity.major_version < RHEL_FIRST_SPRITE:
             return (("/usr/share/pixmaps/redhat/shadowman-transparent.png", 102400),)
-        return (("/usr/share/pixmaps/fedora-logo-sprite.png", 102400),)
+        return (("/usr/share/icons/hicolor/96x96/apps/system-logo-icon.png", 102400),)
     return _LOGOS.get(identity.distro, ())
 
 
