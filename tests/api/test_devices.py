@@ -9,6 +9,7 @@ source of a mount in /proc/self/mountinfo, and blkid runs directly on its nodes.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import subprocess
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import guests
 import pytest
+from conftest import skip_unless_tools
 from guests import Guest, MiB
 
 from vmcraft import VMCraft
@@ -556,3 +558,49 @@ def test_blkid_of_a_partition_node_on_the_host(mbr_guest: Guest) -> None:
         output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
         tags = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
         assert identity(tags) == expected_tags(mbr_guest, device)
+
+
+# ---------------------------------------------------------------- btrfs subvolumes
+
+
+def btrfs_with_subvolumes(image: Path) -> None:
+    """A whole-disk btrfs with subvolumes ``root`` (made the default), ``home`` and
+    ``root/machines`` (nested), as Fedora and systemd lay them out."""
+    guests.run(["truncate", "--size", str(128 * MiB), str(image)])
+    with guests.loop_device(image) as device:
+        guests.run(["mkfs.btrfs", "-q", "-f", "-L", "fedora", device])
+        with guests.mounted(device, image.parent / "top") as top:
+            for path in ("root", "home", "root/machines"):
+                guests.run(["btrfs", "-q", "subvolume", "create", str(top / path)])
+            guests.run(["btrfs", "subvolume", "set-default", str(top / "root")])
+
+
+def test_btrfs_subvolumes_are_filesystems_as_in_libguestfs(tmp_path: Path) -> None:
+    skip_unless_tools("mkfs.btrfs", "btrfs")
+    image = tmp_path / "btrfs.raw"
+    btrfs_with_subvolumes(image)
+    before = hashlib.sha256(image.read_bytes()).hexdigest()
+
+    with VMCraft() as g:
+        g.add_drive_opts(str(image), format="raw")
+        g.launch()
+
+        # The default subvolume (root) is the device itself; the others follow it.
+        assert g.list_filesystems() == {
+            "/dev/sda": "btrfs",
+            "btrfsvol:/dev/sda/home": "btrfs",
+            "btrfsvol:/dev/sda/root/machines": "btrfs",
+        }
+        assert g.vfs_type("btrfsvol:/dev/sda/home") == "btrfs"
+        assert g.vfs_label("btrfsvol:/dev/sda/root/machines") == "fedora"
+        g.mount_ro("/dev/sda", "/")
+        assert g.ls("/") == ["machines"]  # the default subvolume, root, with its nested one
+        g.mount_ro("btrfsvol:/dev/sda/root", "/machines")
+        assert g.ls("/machines") == ["machines"]  # root again, seen through its name
+        g.umount_all()
+
+        g.invalidate_partition_cache("/dev/sda")
+        assert "btrfsvol:/dev/sda/home" in g.list_filesystems()
+        assert g.get_cache_stats()["blkid"]["misses"] >= 1
+
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == before

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import guests
 import pytest
-from guests import Guest
+from conftest import skip_unless_tools
+from guests import Guest, MiB
 
 from vmcraft.cli.main import main
 
@@ -75,3 +78,23 @@ def test_a_missing_guest_file_fails_cleanly(
     assert main(argv) == 1
 
     assert "/nope" in capsys.readouterr().err
+
+
+def test_filesystems_lists_btrfs_subvolumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    skip_unless_tools("mkfs.btrfs", "btrfs")
+    image = tmp_path / "btrfs.raw"
+    guests.run(["truncate", "--size", str(128 * MiB), str(image)])
+    with guests.loop_device(image) as device:
+        guests.run(["mkfs.btrfs", "-q", "-f", "-L", "pool", device])
+        with guests.mounted(device, tmp_path / "top") as top:
+            guests.run(["btrfs", "-q", "subvolume", "create", str(top / "@home")])
+
+    assert main(["filesystems", "-a", str(image), "--json"]) == 0
+
+    rows = json.loads(capsys.readouterr().out)["filesystems"]
+    assert [(r["device"], r["type"], r["label"], r["size"]) for r in rows] == [
+        ("/dev/sda", "btrfs", "pool", 128 * MiB),
+        ("btrfsvol:/dev/sda/@home", "btrfs", "pool", 128 * MiB),
+    ]

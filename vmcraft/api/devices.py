@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 from vmcraft.api.base import HandleBase
 from vmcraft.cache import TTLCache
-from vmcraft.errors import DeviceNotFoundError
+from vmcraft.errors import DeviceNotFoundError, FilesystemError
+from vmcraft.filesystems.btrfs import list_subvolumes
 from vmcraft.filesystems.probe import BLKID_TTL_S, BlkidCache
-from vmcraft.mountables import split_btrfsvol
+from vmcraft.mountables import btrfsvol, split_btrfsvol
 from vmcraft.volumes.devices import GuestDevice
 from vmcraft.volumes.disk import MappedDisk
 from vmcraft.volumes.lvm import LvmMapping
 from vmcraft.volumes.partitions import read_partition_table
+
+log = logging.getLogger(__name__)
 
 PARTITION_TTL_S = 60.0
 _CONTAINER_TYPES = ("crypto_LUKS",)
@@ -30,6 +34,7 @@ class DeviceCalls(HandleBase):
         self._lvm: LvmMapping | None = None
         self._blkid = BlkidCache(blkid_ttl_s)
         self._partition_cache: TTLCache[str, list[str]] = TTLCache(partition_ttl_s)
+        self._subvolume_cache: TTLCache[str, list[str]] = TTLCache(partition_ttl_s)
 
     def list_devices(self) -> list[str]:
         """The guest's whole disks: ``["/dev/sda", "/dev/sdb"]``."""
@@ -66,7 +71,8 @@ class DeviceCalls(HandleBase):
 
         Like libguestfs: partitioned disks, extended partitions, LVM PVs and other
         container members are left out; swap is ``"swap"``; an unrecognised device is
-        ``"unknown"``.
+        ``"unknown"``; a btrfs's subvolumes other than its default one follow it as
+        ``btrfsvol:DEVICE/PATH`` (listing them mounts the btrfs read-only for a moment).
         """
         self._require_ready("list_filesystems")
         found: dict[str, str] = {}
@@ -77,7 +83,22 @@ class DeviceCalls(HandleBase):
             if fstype.endswith("_member") or fstype in _CONTAINER_TYPES:
                 continue
             found[device.name] = fstype
+            if fstype == "btrfs":
+                found |= dict.fromkeys(self._subvolumes(device), "btrfs")
         return found
+
+    def _subvolumes(self, device: GuestDevice) -> list[str]:
+        """``btrfsvol:`` names of a btrfs's subvolumes other than the default, cached."""
+
+        def compute() -> list[str]:
+            try:
+                paths = list_subvolumes(device.host_path, self._workdir, device.name)
+            except FilesystemError as e:
+                log.warning("list_filesystems leaves out the subvolumes of %s: %s", device.name, e)
+                return []
+            return [btrfsvol(device.name, path) for path in paths]
+
+        return self._subvolume_cache.get_or_compute(device.host_path, compute)
 
     def _is_partitioned(self, device: GuestDevice) -> bool:
         disk = self._disks.get(device.name)
@@ -149,6 +170,7 @@ class DeviceCalls(HandleBase):
         """
         if device is None:
             self._partition_cache.invalidate()
+            self._subvolume_cache.invalidate()
             self._blkid.invalidate()
             return
         found = self._device(device)
@@ -156,6 +178,7 @@ class DeviceCalls(HandleBase):
         self._partition_cache.invalidate(lambda key: key == disk)
         related = [d.host_path for d in self._devices.all() if d is found or d.disk == found.name]
         self._blkid.invalidate(related)
+        self._subvolume_cache.invalidate(lambda key: key in related)
 
     def get_cache_stats(self) -> dict[str, Any]:
         """Hits, misses and invalidations of the partition and blkid caches, and their TTLs."""

@@ -32,6 +32,7 @@ from vmcraft.inspect.inspector import assembled_root, inspect_filesystems
 from vmcraft.inspect.inventory import list_root_applications
 from vmcraft.inspect.roots import InspectedRoot, WindowsFacts
 from vmcraft.inspect.scratch import Candidate, Release
+from vmcraft.mountables import BTRFSVOL_PREFIX
 from vmcraft.volumes.devices import GuestDevice
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class InspectCalls(DeviceCalls, MountCalls, FileCalls):
 
         candidates = []
         for name, fstype in self.list_filesystems().items():
+            if name.startswith(BTRFSVOL_PREFIX):
+                continue  # the inspector walks a btrfs's subvolumes itself
             device = self._device(name)
             candidates.append(Candidate(name, device.host_path, fstype, mounted.get(name)))
         return candidates

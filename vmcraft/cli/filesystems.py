@@ -10,6 +10,7 @@ from typing import Any
 
 from vmcraft import VMCraft
 from vmcraft.cli.options import add_drive_options, open_guest
+from vmcraft.mountables import split_btrfsvol
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
@@ -50,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
 def describe(g: VMCraft) -> dict[str, Any]:
     """Everything the subcommand prints, as plain data (sizes in bytes)."""
-    rows = [_filesystem_row(g, device, fstype) for device, fstype in g.list_filesystems().items()]
+    names = g.list_devices() + g.list_partitions() + g.lvs()
+    rows = [_filesystem_row(g, m, fstype, names) for m, fstype in g.list_filesystems().items()]
     return {
         "devices": g.list_devices(),
         "partitions": g.list_partitions(),
@@ -59,16 +61,17 @@ def describe(g: VMCraft) -> dict[str, Any]:
     }
 
 
-def _filesystem_row(g: VMCraft, device: str, fstype: str) -> FilesystemRow:
+def _filesystem_row(g: VMCraft, mountable: str, fstype: str, names: list[str]) -> FilesystemRow:
     # NB: an "unknown" device may be one this host cannot map (a striped LV without
     # device-mapper), which blkid cannot read; it has no tags to show anyway.
-    tags = g.blkid(device) if fstype != "unknown" else {}
+    known = fstype != "unknown"
+    device, _ = split_btrfsvol(mountable, names)
     return FilesystemRow(
-        device=device,
+        device=mountable,
         type=fstype,
-        label=tags.get("LABEL", ""),
-        uuid=tags.get("UUID", ""),
-        size=g.blockdev_getsize64(device),
+        label=g.vfs_label(mountable) if known else "",
+        uuid=g.vfs_uuid(mountable) if known else "",
+        size=g.blockdev_getsize64(device),  # a subvolume: its whole filesystem's device
     )
 
 
