@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -154,6 +155,15 @@ def run(
         raise GuestBuildError(f"{argv[0]} exited {e.returncode}: {stderr}") from e
     log.debug("%s took %.3f s", argv[0], time.monotonic() - started)
     return result
+
+
+def sha256(path: Path) -> str:
+    """The file's SHA-256, read a MiB at a time (images run to gigabytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_mountinfo() -> list[MountEntry]:

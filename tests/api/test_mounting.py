@@ -8,7 +8,6 @@ debugfs or ntfscat on a loop device of the test's own, or through a new read-onl
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import posixpath
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import guests
 import pytest
-from guests import Guest, MiB, MountEntry
+from guests import Guest, MiB, MountEntry, sha256
 
 import vmcraft.guest.writing
 from vmcraft import VMCraft
@@ -93,14 +92,6 @@ def check_files(g: VMCraft, guest: Guest, mountpoint: str) -> None:
     for path, content in spec.files.items():
         guest_path = posixpath.join(mountpoint, path.lstrip("/"))
         assert g.read_file(guest_path) == content, guest_path
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def partition_bytes(guest: Guest, device: str) -> bytes:

@@ -10,7 +10,6 @@ Host tools: losetup, partx, mount, umount (through guests.py).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import tempfile
 from collections.abc import Iterator
@@ -43,14 +42,6 @@ def partition_mounted(guest: Guest, device: str, *, read_only: bool = False) -> 
 def inside(root: Path, guest_path: str) -> Path:
     """The host path of an absolute guest path under a mounted root (no link following)."""
     return root / guest_path.lstrip("/")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def mount_snapshot() -> set[tuple[int, str]]:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import guests
 import pytest
-from guest_edits import inside, mount_snapshot, new_mounts, partition_mounted, sha256_of
-from guests import Guest
+from guest_edits import inside, mount_snapshot, new_mounts, partition_mounted
+from guests import Guest, sha256
 
 from vmcraft import VMCraft
 from vmcraft.errors import (
@@ -309,7 +309,7 @@ def test_mkdir_p_on_boot_link_creates_the_guests_tmp(
 
 
 def test_read_only_handle_refuses_writes_and_changes_no_byte(hostile_guest: Guest) -> None:
-    digest = sha256_of(hostile_guest.path)
+    digest = sha256(hostile_guest.path)
 
     with VMCraft() as g:
         g.add_drive_opts(str(hostile_guest.path), format="raw", readonly=True)
@@ -330,14 +330,14 @@ def test_read_only_handle_refuses_writes_and_changes_no_byte(hostile_guest: Gues
         assert g.cat("/etc/hostname") == "hostile\n"
         assert not g.exists("/new-file")
 
-    assert sha256_of(hostile_guest.path) == digest
+    assert sha256(hostile_guest.path) == digest
 
 
 def test_read_only_mount_of_a_writable_drive_refuses_writes(
     hostile_guest: Guest, writable_copy: CopyGuest
 ) -> None:
     copy = writable_copy(hostile_guest)
-    digest = sha256_of(copy.path)
+    digest = sha256(copy.path)
 
     with VMCraft() as g:
         g.add_drive_opts(str(copy.path), format="raw", readonly=False)
@@ -348,4 +348,4 @@ def test_read_only_mount_of_a_writable_drive_refuses_writes(
         with pytest.raises(ReadOnlyError):
             g.mkdir_p("/new")
 
-    assert sha256_of(copy.path) == digest
+    assert sha256(copy.path) == digest

@@ -27,8 +27,8 @@ from directory_helpers import (
     opened,
     plant,
 )
-from guest_edits import inside, partition_mounted, sha256_of
-from guests import Guest
+from guest_edits import inside, partition_mounted
+from guests import Guest, sha256
 
 from vmcraft.errors import GuestFileError, GuestFileNotFoundError, GuestPathError, ReadOnlyError
 
@@ -189,7 +189,7 @@ def test_links_on_a_read_only_handle_are_refused(mbr_guest: Guest) -> None:
 def host_snapshot(*paths: Path) -> list[tuple[str, int, int, int, str]]:
     """Mode, link count, change time and (for files) content of host paths."""
     return [
-        (str(p), st.st_mode, st.st_nlink, st.st_ctime_ns, sha256_of(p) if p.is_file() else "")
+        (str(p), st.st_mode, st.st_nlink, st.st_ctime_ns, sha256(p) if p.is_file() else "")
         for p, st in ((p, p.lstat()) for p in paths)
     ]
 

@@ -9,7 +9,6 @@ Host tools: qemu-img, qemu-storage-daemon (the real ones behind the fakes).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import shutil
@@ -52,14 +51,6 @@ def library_workdirs() -> set[str]:
     """The library's private folders (``vmcraft-*``) in the temp directory."""
     root = Path(tempfile.gettempdir())
     return {p.name for p in root.glob("vmcraft-*") if not p.name.startswith("vmcraft-tests-")}
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_script(path: Path, body: str) -> Path:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import guests
 import pytest
-from guests import Guest
-from image_helpers import daemon_children, library_workdirs, sha256
+from guests import Guest, sha256
+from image_helpers import daemon_children, library_workdirs
 
 from vmcraft import VMCraft
 from vmcraft.images import probe_image

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import guests
 import pytest
-from image_helpers import daemon_children, path_with, recording_fake, sha256, write_script
+from guests import sha256
+from image_helpers import daemon_children, path_with, recording_fake, write_script
 
 from vmcraft import VMCraft
 from vmcraft.errors import UnsafeImageError

@@ -5,7 +5,6 @@ application records libguestfs returns, spelled from guestfs(3) rather than from
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 import struct
@@ -126,14 +125,6 @@ def session_mounts() -> set[guests.MountEntry]:
     """This session's mounts: everything under its temp root (handles work there)."""
     root = tempfile.gettempdir() + "/"
     return {e for e in guests.read_mountinfo() if e.mountpoint.startswith(root)}
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tiny_png(width: int, height: int) -> bytes:

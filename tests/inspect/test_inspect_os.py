@@ -16,14 +16,13 @@ import inspect_guests
 import pytest
 import windows_guests
 from conftest import skip_unless_root, skip_unless_tools
-from guests import Guest
+from guests import Guest, sha256
 from inspect_support import (
     identity,
     inspector_document,
     linux,
     opened,
     session_mounts,
-    sha256,
     virt_inspector_document,
     without_uuids,
 )
