@@ -11,10 +11,8 @@ Run as root: .venv/bin/python bench/bench_inspect.py [-n ROUNDS] [--image-dir DI
 
 from __future__ import annotations
 
-import functools
-
 import benchlib
-from benchlib import BenchGuest, report, teardown, time_call
+from benchlib import BenchGuest, alternate, report, teardown
 
 from vmcraft import VMCraft
 
@@ -67,11 +65,7 @@ def main() -> int:
         print(f"  {root['inspect_get_mountpoints']}")
 
         jobs = {"open+inspect+get_*+close": inspect_guest, "open+close": open_and_close}
-        samples: dict[str, list[float]] = {name: [] for name in jobs}
-        for index in range(args.rounds):
-            order = list(jobs) if index % 2 == 0 else list(reversed(jobs))
-            for name in order:
-                samples[name].append(time_call(functools.partial(jobs[name], guest)))
+        samples = alternate(jobs, guest, args.rounds)
 
     print(f"{args.rounds} rounds:")
     full = report("open+inspect+get_*+close", samples["open+inspect+get_*+close"])

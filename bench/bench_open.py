@@ -12,7 +12,6 @@ Run as root: .venv/bin/python bench/bench_open.py [-n ROUNDS] [--image-dir DIR]
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import benchlib
-from benchlib import BenchGuest, report, teardown, time_call, verdict
+from benchlib import BenchGuest, alternate, report, teardown, verdict
 
 from vmcraft import VMCraft
 
@@ -185,11 +184,7 @@ def main() -> int:
             raise SystemExit("VMCraft and the baseline read different bytes")
 
         jobs = {"vmcraft": with_vmcraft, "host tools": with_host_tools}
-        samples: dict[str, list[float]] = {name: [] for name in jobs}
-        for index in range(args.rounds):
-            order = list(jobs) if index % 2 == 0 else list(reversed(jobs))
-            for name in order:
-                samples[name].append(time_call(functools.partial(jobs[name], guest)))
+        samples = alternate(jobs, guest, args.rounds)
 
     print(f"open + mount root and /boot + read 2 files + close, {args.rounds} rounds:")
     ours = report("vmcraft", samples["vmcraft"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -181,6 +182,19 @@ def time_call(job: Callable[[], object]) -> float:
         started = time.perf_counter()
         job()
         return time.perf_counter() - started
+
+
+def alternate(
+    jobs: dict[str, Callable[[BenchGuest], object]], guest: BenchGuest, rounds: int
+) -> dict[str, list[float]]:
+    """Time each job once a round, in turns (forward, then backward), so that no job always
+    runs right after the same other one and rides on the caches it warmed."""
+    samples: dict[str, list[float]] = {name: [] for name in jobs}
+    for index in range(rounds):
+        order = list(jobs) if index % 2 == 0 else list(reversed(jobs))
+        for name in order:
+            samples[name].append(time_call(functools.partial(jobs[name], guest)))
+    return samples
 
 
 def report(name: str, samples: list[float]) -> float:
