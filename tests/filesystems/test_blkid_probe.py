@@ -39,6 +39,16 @@ def test_tags_of_an_ext4_image(ext4_image: Path) -> None:
 
 
 @pytest.mark.requires_tool("blkid")
+@pytest.mark.parametrize("label", ["home fs", "Système", 'a$b"c\\d'])
+def test_labels_come_back_as_written(tmp_path: Path, label: str) -> None:
+    image = tmp_path / "labelled.ext4"
+    argv = ["mkfs.ext4", "-F", "-q", "-L", label, str(image), "4M"]
+    subprocess.run(argv, check=True, capture_output=True, timeout=60)
+
+    assert run_blkid(str(image))["LABEL"] == label  # not blkid's escaped "home\\ fs"
+
+
+@pytest.mark.requires_tool("blkid")
 def test_nothing_recognised_is_empty(tmp_path: Path) -> None:
     blank = tmp_path / "blank.img"
     blank.write_bytes(bytes(1024 * 1024))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -48,12 +47,6 @@ class _Inspection:
 
     workdir: str
     roots: dict[str, InspectedRoot]
-
-
-def _unescape_export(value: str) -> str:
-    # NB: blkid 2.38's --output export escapes blanks and quotes with a backslash
-    # ("home\ fs"), and the probe layer keeps them; fstab has the label as it is.
-    return re.sub(r"\\(.)", r"\1", value)
 
 
 class InspectCalls(DeviceCalls, MountCalls, FileCalls):
@@ -122,7 +115,7 @@ class InspectCalls(DeviceCalls, MountCalls, FileCalls):
         tags = {}
         for device, found in zip(mapped, probed, strict=True):
             if found is not None:
-                tags[device.name] = {key: _unescape_export(v) for key, v in found.items()}
+                tags[device.name] = found
         return GuestDevices(tuple(self.list_devices()), tags)
 
     def _probe_or_none(self, device: GuestDevice) -> dict[str, str] | None:

@@ -29,7 +29,9 @@ def run_blkid(host_path: str) -> dict[str, str]:
     Raises:
         FilesystemError: blkid could not read the device.
     """
-    argv = ["blkid", "--probe", "--output", "export", host_path]
+    # NB: without --no-encoding blkid 2.38 escapes blanks, quotes and $ with a backslash and
+    # writes bytes over 127 as "M-x", so "Système fs" would come back as "SystM-CM-(me\ fs".
+    argv = ["blkid", "--probe", "--no-encoding", "--output", "export", host_path]
     try:
         result = command.run(argv, timeout=30, check=False)
     except CommandError as e:
