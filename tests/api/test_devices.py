@@ -23,7 +23,7 @@ from conftest import skip_unless_tools
 from guests import Guest, MiB
 
 from vmcraft import VMCraft
-from vmcraft.errors import DeviceNotFoundError, StateError, VolumeError
+from vmcraft.errors import DeviceNotFoundError, GuestFileError, StateError, VolumeError
 
 pytestmark = pytest.mark.requires_root
 
@@ -176,6 +176,17 @@ def test_mbr_devices_and_partitions(mbr_guest_any_format: Guest) -> None:
             assert g.part_to_partnum(partition) == partnum(partition)
 
 
+def test_mbr_device_sizes(mbr_guest: Guest) -> None:
+    with opened(mbr_guest) as g:
+        assert g.blockdev_getsize64("/dev/sda") == mbr_guest.size
+        for partition, (_, size) in mbr_guest.partitions.items():
+            if partition != "/dev/sda4":
+                assert g.blockdev_getsize64(partition) == size, partition
+        # libguestfs 1.48's answer for the extended container: Linux's node for it has
+        # two sectors, whatever the logical partitions inside it span.
+        assert g.blockdev_getsize64("/dev/sda4") == 1024
+
+
 def test_gpt_devices_and_partitions(gpt_lvm_guest_any_format: Guest) -> None:
     guest = gpt_lvm_guest_any_format
     with opened(guest) as g:
@@ -258,6 +269,7 @@ def test_mbr_filesystems_and_blkid(mbr_guest_any_format: Guest) -> None:
             tags = g.blkid(device)
             assert identity(tags) == expected_tags(guest, device)
             assert all(key == key.upper() for key in tags)
+            assert tags["DEVNAME"] == device  # libguestfs 1.48 names the guest's device
             assert identity(host_blkid(f"{disk}p{partnum(device)}")) == identity(tags)
 
             spec = guest.filesystems[device]
@@ -294,6 +306,23 @@ def test_filesystem_on_whole_disk(dirty_ext4_guest: Guest) -> None:
         assert g.list_partitions() == []
         assert g.list_filesystems() == {"/dev/sda": "ext4"}
         assert identity(g.blkid("/dev/sda")) == expected_tags(dirty_ext4_guest, "/dev/sda")
+
+
+def test_file_of_a_guest_device_describes_its_content(gpt_lvm_guest: Guest) -> None:
+    # libguestfs 1.48's answers: file -zbsL on the device itself, with nothing mounted.
+    boot, pv = gpt_lvm_guest.filesystems["/dev/sda1"], gpt_lvm_guest.filesystems["/dev/sda2"]
+    _, pv_size = gpt_lvm_guest.partitions["/dev/sda2"]
+    with opened(gpt_lvm_guest) as g:
+        assert g.file("/dev/vg0/home") == "SGI XFS filesystem data (blksz 4096, inosz 512, v2 dirs)"
+        assert g.file("/dev/mapper/vg0-home") == g.file("/dev/vg0/home")
+        assert g.file("/dev/sda2") == (
+            f"LVM2 PV (Linux Logical Volume Manager), UUID: {pv.uuid}, size: {pv_size}"
+        )
+        assert g.file("/dev/sda1").startswith(
+            f'Linux rev 1.0 ext4 filesystem data, UUID={boot.uuid}, volume name "{boot.label}"'
+        )
+        with pytest.raises(GuestFileError, match="no filesystem is mounted"):
+            g.file("/dev/null")  # no guest device: a path in the guest's tree
 
 
 def test_unrecognised_devices_are_unknown(tmp_path: Path) -> None:

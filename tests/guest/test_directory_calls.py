@@ -37,6 +37,7 @@ pytestmark = [pytest.mark.requires_root, pytest.mark.requires_tool("ntfs-3g", "-
 
 CopyGuest = Callable[[Guest], Guest]
 DEEP_LEVELS = 1100  # deeper than Python's recursion limit (1000) and a 1024-fd limit
+EXT4_ROOT_INODE = 2  # EXT4_ROOT_INO, the inode of every ext4 root folder
 
 
 @pytest.fixture(params=list(DEVICES))
@@ -102,6 +103,19 @@ def test_readdir_gives_names_inodes_and_types(planted: Guest, fs: str) -> None:
     for entry in entries:
         assert entry["ino"] == inodes[entry["name"]], entry
         assert entry["ftyp"] == letters.get(entry["name"], "d"), entry
+
+
+def test_readdir_gives_a_mountpoint_the_inode_below_the_mount(mbr_guest: Guest) -> None:
+    # libguestfs 1.48's answer is d_ino: "boot" in / is the xfs folder under the mount, not
+    # the ext4 root (inode 2), and a filesystem's root lists itself as "..".
+    with opened(mbr_guest.path, readonly=True) as g:
+        top = {e["name"]: e["ino"] for e in g.readdir("/")}
+        boot = {e["name"]: e["ino"] for e in g.readdir("/boot")}
+
+    with fs_view(mbr_guest, "xfs") as root:
+        below = {name: (root / name).lstat().st_ino for name in ("boot", "home", "srv")}
+    assert {name: top[name] for name in below} == below
+    assert boot["."] == boot[".."] == EXT4_ROOT_INODE
 
 
 def test_ll_lists_like_ls_la(planted: Guest, fs: str) -> None:

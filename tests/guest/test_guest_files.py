@@ -27,6 +27,7 @@ from vmcraft.errors import (
     GuestFileNotFoundError,
     GuestPathError,
     StateError,
+    SymlinkLoopError,
     VMCraftError,
 )
 
@@ -224,6 +225,22 @@ def test_exists_is_file_is_dir(planted: Guest) -> None:
         assert not g.is_dir("/up") and g.is_dir("/up", followsymlinks=True)
         assert g.exists("/") and g.is_dir("/")
         assert not g.exists("/no-such") and not g.is_dir("/no-such")
+
+
+def test_exists_and_types_as_libguestfs_148_answers(planted: Guest) -> None:
+    with mounted_handle(planted.path, readonly=True) as g:
+        # exists lstats: a looping link is there; a loop on the way is an error (ELOOP).
+        assert g.exists("/loop1") and g.exists("/selfloop")
+        for call in (g.exists, g.is_file, g.is_dir):
+            with pytest.raises(SymlinkLoopError):
+                call("/loop1/x")
+        with pytest.raises(SymlinkLoopError):
+            g.is_dir("/selfloop", followsymlinks=True)
+        # A trailing slash names a folder: a link to one is followed, a file is not one.
+        assert g.is_dir("/up/") and not g.is_symlink("/up/") and g.file("/up/") == "directory"
+        assert not g.exists(OWNED + "/") and not g.is_file(OWNED + "/")
+        with pytest.raises(GuestFileError, match="Not a directory"):
+            g.statns(OWNED + "/")
 
 
 def test_mkdir_p_creates_parents_and_accepts_existing(planted: Guest) -> None:

@@ -214,8 +214,24 @@ def test_nonexistent_components_are_kept(tree: str) -> None:
 
 
 def test_redundant_slashes_and_dots_are_ignored(tree: str) -> None:
-    assert resolve_guest_path(tree, "//a///./b//h/") == host(tree, "a", "b", "h")
+    assert resolve_guest_path(tree, "//a///./b//h") == host(tree, "a", "b", "h")
+    assert resolve_guest_path(tree, "//a///./b//") == host(tree, "a", "b")
     assert resolve_guest_path(tree, "/") == tree
+
+
+def test_trailing_slash_names_a_folder(tree: str) -> None:
+    # POSIX, and libguestfs 1.48: lstat("/link-to-dir/") is the folder, and
+    # lstat("/file/") fails with ENOTDIR; the slash stays so that the kernel says so.
+    assert resolve_guest_path(tree, "/abs/", follow_final=False) == host(tree, "a", "b")
+    assert resolve_guest_path(tree, "/abs/.", follow_final=False) == host(tree, "a", "b")
+    assert resolve_guest_path(tree, "/a/b/h/") == host(tree, "a", "b", "h") + "/"
+    assert resolve_guest_path(tree, "/filelink/", follow_final=False) == host(tree, "f") + "/"
+    assert resolve_guest_path(tree, "/missing/") == host(tree, "missing")
+    with pytest.raises(NotADirectoryError):
+        os.lstat(resolve_guest_path(tree, "/a/b/h/"))
+    # Calls that change the final component ignore the slash: rm_rf("/abs/") takes the link.
+    unchanged = resolve_guest_path(tree, "/abs/", follow_final=False, slash_names_folder=False)
+    assert unchanged == host(tree, "abs")
 
 
 def test_root_with_trailing_slash(tree: str) -> None:

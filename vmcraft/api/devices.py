@@ -12,6 +12,7 @@ from vmcraft.errors import DeviceNotFoundError, FilesystemError
 from vmcraft.filesystems.btrfs import list_subvolumes
 from vmcraft.filesystems.probe import BLKID_TTL_S, BlkidCache
 from vmcraft.mountables import btrfsvol, split_btrfsvol
+from vmcraft.units import SECTOR_SIZE
 from vmcraft.volumes.devices import GuestDevice
 from vmcraft.volumes.disk import MappedDisk
 from vmcraft.volumes.lvm import LvmMapping
@@ -20,6 +21,9 @@ from vmcraft.volumes.partitions import read_partition_table
 log = logging.getLogger(__name__)
 
 PARTITION_TTL_S = 60.0
+EXTENDED_PARTITION_SIZE = 2 * SECTOR_SIZE
+"""NB: Linux (block/partitions/msdos.c) gives an extended partition's node two sectors only,
+room for a boot loader and none for a filesystem; libguestfs reports that size."""
 _CONTAINER_TYPES = ("crypto_LUKS",)
 
 
@@ -125,7 +129,10 @@ class DeviceCalls(HandleBase):
         return [d.name for d in self._devices.of_kind("lv")]
 
     def blkid(self, device: str, use_cache: bool = True) -> dict[str, str]:
-        """blkid's tags for a device (TYPE, UUID, LABEL, PARTUUID, ...), cached.
+        """blkid's tags for a device (TYPE, UUID, LABEL, PART_ENTRY_*, ...), cached.
+
+        As in libguestfs, ``DEVNAME`` is the device's guest name (``/dev/sda1``, never a
+        host alias); a device holding nothing blkid knows gives ``{}``.
 
         Raises:
             DeviceNotFoundError: ``device`` is not one of the guest's.
@@ -134,7 +141,8 @@ class DeviceCalls(HandleBase):
         found = self._device(device)
         if not found.host_path:
             raise DeviceNotFoundError(f"blkid: {device}: {found.unmapped_reason}")
-        return self._blkid.probe(found.host_path, use_cache)
+        tags = self._blkid.probe(found.host_path, use_cache)
+        return {"DEVNAME": found.name, **tags} if tags else tags
 
     def vfs_type(self, mountable: str) -> str:
         """The filesystem type of a device or ``btrfsvol:`` subvolume, or ``""``."""
@@ -155,13 +163,16 @@ class DeviceCalls(HandleBase):
         return self.blkid(device)
 
     def blockdev_getsize64(self, device: str) -> int:
-        """A guest device's size in bytes.
+        """A guest device's size in bytes; an MBR extended partition's is 1024, as in Linux.
 
         Raises:
             DeviceNotFoundError: ``device`` is not one of the guest's.
         """
         self._require_ready("blockdev_getsize64")
-        return self._device(device).size
+        found = self._device(device)
+        if found.extended:
+            return min(found.size, EXTENDED_PARTITION_SIZE)
+        return found.size
 
     def invalidate_partition_cache(self, device: str | None = None) -> None:
         """Forget cached partitions and blkid results of ``device`` (None: of every device).

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 
 from vmcraft.api.base import HandleBase
+from vmcraft.guest import metadata
 from vmcraft.guest.files import GuestTree
 
 
@@ -32,16 +34,28 @@ class FileCalls(HandleBase):
         return deepest.mounted.readonly
 
     def exists(self, path: str) -> bool:
-        """Whether anything exists at a guest path (following symlinks inside the guest)."""
-        return self._tree("exists").exists(path)
+        """Whether anything is at a guest path; a final symlink, dangling or not, counts.
+
+        Raises:
+            SymlinkLoopError: A folder on the way is a link that loops.
+        """
+        return metadata.exists(self._tree("exists"), path)
 
     def is_file(self, path: str, followsymlinks: bool = False) -> bool:
-        """Whether a guest path is a regular file (a link to one only with followsymlinks)."""
-        return self._tree("is_file").is_file(path, follow=followsymlinks)
+        """Whether a guest path is a regular file (a link to one only with followsymlinks).
+
+        Raises:
+            SymlinkLoopError: The path loops (a final link only with followsymlinks).
+        """
+        return metadata.has_type(self._tree("is_file"), path, stat.S_IFREG, followsymlinks)
 
     def is_dir(self, path: str, followsymlinks: bool = False) -> bool:
-        """Whether a guest path is a folder (a link to one only with followsymlinks)."""
-        return self._tree("is_dir").is_dir(path, follow=followsymlinks)
+        """Whether a guest path is a folder (a link to one only with followsymlinks).
+
+        Raises:
+            SymlinkLoopError: The path loops (a final link only with followsymlinks).
+        """
+        return metadata.has_type(self._tree("is_dir"), path, stat.S_IFDIR, followsymlinks)
 
     def cat(self, path: str) -> str:
         """A guest file's content as text.

@@ -152,7 +152,7 @@ class MetadataCalls(FileCalls):
     # ---------------------------------------------------------------- ext2 attributes
 
     def get_e2attrs(self, file: str) -> str:
-        """The lsattr letters set on a guest file or folder (``""`` when none).
+        """The lsattr letters set on a guest file or folder, sorted (``""`` when none).
 
         Raises:
             GuestFileError: A symlink or special file, or a filesystem without such flags.

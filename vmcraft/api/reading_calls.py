@@ -8,7 +8,9 @@ shapes. libguestfs's optional arguments are keywords here.
 from __future__ import annotations
 
 from vmcraft.api.files import FileCalls
+from vmcraft.errors import DeviceNotFoundError
 from vmcraft.guest import reading
+from vmcraft.volumes.devices import GuestDevice
 
 
 class ReadingCalls(FileCalls):
@@ -104,8 +106,31 @@ class ReadingCalls(FileCalls):
         reading.checksums_out(self._tree("checksums_out"), csumtype, directory, sumsfile)
 
     def file(self, path: str) -> str:
-        """What a guest path is: ``directory``, ``symbolic link``, or ``file``'s description."""
-        return reading.file(self._tree("file"), path)
+        """What a guest path is: ``directory``, ``symbolic link``, or ``file``'s description.
+
+        As in libguestfs, a name of one of the guest's devices (``/dev/sda1``,
+        ``/dev/vg0/root``) describes what the device holds, and needs no mount.
+
+        Raises:
+            DeviceNotFoundError: ``path`` names a guest device this host cannot map.
+        """
+        self._require_ready("file")
+        device = self._guest_device_named(path)
+        if device is None:
+            return reading.file(self._tree("file"), path)
+        if not device.host_path:
+            raise DeviceNotFoundError(f"file: {path}: {device.unmapped_reason}")
+        return reading.device_file(device.host_path, path)
+
+    def _guest_device_named(self, name: str) -> GuestDevice | None:
+        # A guest's own /dev/null stays a path; so does a host path such as /dev/loop0.
+        if not name.startswith("/dev/"):
+            return None
+        try:
+            device = self._device(name)
+        except DeviceNotFoundError:
+            return None
+        return device if name == device.name or name.startswith("/dev/mapper/") else None
 
     def filesize(self, path: str) -> int:
         """The size in bytes of a guest file."""

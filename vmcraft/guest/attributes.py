@@ -64,10 +64,11 @@ _NO_FLAGS_ERRNOS = (errno.ENOTTY, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS)
 
 
 def get_e2attrs(tree: GuestTree, file: str) -> str:
-    """The attribute letters set on a guest file, as lsattr prints them without dashes.
+    """The attribute letters set on a guest file, in byte order (``"Ade"``, ``"ei"``).
 
-    A final link is not followed: like lsattr, this refuses anything but a regular file or
-    a folder.
+    libguestfs 1.48 takes lsattr's letters without dashes and sorts them (qsort of chars),
+    so upper case comes first. A final link is not followed: like lsattr, this refuses
+    anything but a regular file or a folder.
 
     Raises:
         GuestFileError: Not a regular file or folder, or its filesystem has no such flags.
@@ -76,7 +77,7 @@ def get_e2attrs(tree: GuestTree, file: str) -> str:
     host = tree.resolve(file, follow_final=False)
     with guest_errors(action, file), _opened(host, action, file) as fd:
         flags = _get_flags(fd, action, file)
-    return "".join(letter for letter, bit in E2_ATTRIBUTES if flags & bit)
+    return "".join(sorted(letter for letter, bit in E2_ATTRIBUTES if flags & bit))
 
 
 def set_e2attrs(tree: GuestTree, file: str, attrs: str, clear: bool = False) -> None:

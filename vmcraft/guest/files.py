@@ -54,41 +54,42 @@ class GuestTree:
         self._is_mounted = is_mounted
         self._readonly_at = readonly_at
 
-    def resolve(self, path: str, follow_final: bool = True) -> str:
+    def resolve(
+        self, path: str, follow_final: bool = True, *, slash_names_folder: bool = True
+    ) -> str:
         """The host path of a guest path, resolved inside the guest."""
         check_guest_path(path)
         if not self._is_mounted():
             raise GuestFileError(f"cannot reach {path}: no filesystem is mounted on /")
-        return resolve_guest_path(self.root, path, follow_final)
+        return resolve_guest_path(
+            self.root, path, follow_final, slash_names_folder=slash_names_folder
+        )
 
     def writable(self, action: str, path: str, follow_final: bool = True) -> str:
         """Resolve a path that is about to change, refusing it on a read-only mount.
 
+        A trailing ``/`` is ignored here: ``rm_rf("/link/")`` removes the link, never the
+        folder it points to.
+
         Raises:
             ReadOnlyError: The filesystem holding the path is mounted read-only.
         """
-        host = self.resolve(path, follow_final)
+        host = self.resolve(path, follow_final, slash_names_folder=False)
         if self._readonly_at(host):
             raise ReadOnlyError(f"{action} {path}: the filesystem is mounted read-only")
         return host
 
-    def _stat(self, path: str, follow: bool = True) -> os.stat_result | None:
-        # Like access(2) in libguestfs's exists: a path that loops names nothing.
-        try:
-            return os.lstat(self.resolve(path, follow_final=follow))
-        except (FileNotFoundError, NotADirectoryError, SymlinkLoopError):
-            return None
-
-    def exists(self, path: str) -> bool:
-        return self._stat(path) is not None
-
-    def is_file(self, path: str, follow: bool = True) -> bool:
-        st = self._stat(path, follow)
-        return st is not None and stat.S_ISREG(st.st_mode)
-
     def is_dir(self, path: str, follow: bool = True) -> bool:
-        st = self._stat(path, follow)
-        return st is not None and stat.S_ISDIR(st.st_mode)
+        """Whether a guest path is a folder; one that loops is not (for glob's marks).
+
+        The handle's ``is_dir`` is :func:`vmcraft.guest.metadata.has_type`, which reports
+        a loop as libguestfs does.
+        """
+        try:
+            st = os.lstat(self.resolve(path, follow_final=follow))
+        except (FileNotFoundError, NotADirectoryError, SymlinkLoopError):
+            return False
+        return stat.S_ISDIR(st.st_mode)
 
     def read_file(self, path: str) -> bytes:
         host = self.resolve(path)

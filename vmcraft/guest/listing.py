@@ -38,6 +38,8 @@ FTYP_BY_FORMAT = {
 }
 FTYP_UNKNOWN = "u"
 FTYP_UNEXPECTED = "?"
+FUSE_UNKNOWN_INO = 0xFFFFFFFF
+"""NB: the d_ino of every entry listed by fusefat 0.1a and exfat-fuse 1.3 (Linux 6.18)."""
 
 
 class Dirent(TypedDict):
@@ -124,11 +126,14 @@ def readdir(tree: GuestTree, directory: str) -> list[Dirent]:
     """The entries of a guest folder, ``.`` and ``..`` included, in the folder's own order.
 
     ``ftyp`` is one of libguestfs's letters: b c d f l r s, ``u`` when the entry vanished
-    before its type could be read, ``?`` for a type Linux does not name.
+    before its type could be read, ``?`` for a type Linux does not name. ``ino`` is the
+    folder entry's own (``d_ino``), as libguestfs returns it: for a mountpoint, the inode
+    of the folder below the mount, not of the mounted root.
     """
     host = directory_host_path(tree, "cannot read folder", directory)
     with guest_errors("cannot read folder", directory):
-        dots = [_dirent(".", os.lstat(host)), _dirent("..", os.lstat(_parent(tree, host)))]
+        here = os.lstat(host)
+        dots = [_dirent(".", here), _dirent("..", _parent_stat(tree, host, here))]
         with os.scandir(host) as found:
             return dots + [_entry_dirent(entry) for entry in found]
 
@@ -138,16 +143,30 @@ def _parent(tree: GuestTree, host: str) -> str:
     return host if host == tree.root else os.path.dirname(host)
 
 
+def _parent_stat(tree: GuestTree, host: str, here: os.stat_result) -> os.stat_result:
+    # A filesystem's root folder lists itself as "..", and the kernel reports that
+    # d_ino; lstat of the host folder above it would describe another filesystem.
+    parent = os.lstat(_parent(tree, host))
+    return here if parent.st_dev != here.st_dev else parent
+
+
 def _dirent(name: str, result: os.stat_result) -> Dirent:
-    ftyp = FTYP_BY_FORMAT.get(stat.S_IFMT(result.st_mode), FTYP_UNEXPECTED)
-    return Dirent(ino=result.st_ino, ftyp=ftyp, name=name)
+    return Dirent(ino=result.st_ino, ftyp=_ftyp(result), name=name)
+
+
+def _ftyp(result: os.stat_result) -> str:
+    return FTYP_BY_FORMAT.get(stat.S_IFMT(result.st_mode), FTYP_UNEXPECTED)
 
 
 def _entry_dirent(entry: os.DirEntry[str]) -> Dirent:
+    ino = entry.inode()
     try:
-        return _dirent(entry.name, entry.stat(follow_symlinks=False))
+        found = entry.stat(follow_symlinks=False)
     except FileNotFoundError:
-        return Dirent(ino=entry.inode(), ftyp=FTYP_UNKNOWN, name=entry.name)
+        return Dirent(ino=ino, ftyp=FTYP_UNKNOWN, name=entry.name)
+    if ino == FUSE_UNKNOWN_INO:
+        ino = found.st_ino
+    return Dirent(ino=ino, ftyp=_ftyp(found), name=entry.name)
 
 
 @dataclass(frozen=True)

@@ -132,13 +132,28 @@ def has_type(tree: GuestTree, path: str, kind: int, followsymlinks: bool = False
     Raises:
         SymlinkLoopError: Resolving the path meets a link loop.
     """
-    host = tree.resolve(path, follow_final=followsymlinks)
+    mode = _mode_or_none(tree, path, followsymlinks)
+    return mode is not None and st.S_IFMT(mode) == kind
+
+
+def exists(tree: GuestTree, path: str) -> bool:
+    """Whether anything is at a guest path, a dangling symlink too (libguestfs ``exists``).
+
+    As libguestfs 1.48 does, the path is lstat'd: a final link is not followed.
+
+    Raises:
+        SymlinkLoopError: Resolving a folder on the way meets a link loop.
+    """
+    return _mode_or_none(tree, path, follow=False) is not None
+
+
+def _mode_or_none(tree: GuestTree, path: str, follow: bool) -> int | None:
+    host = tree.resolve(path, follow_final=follow)
     with guest_errors("cannot stat", path):
         try:
-            mode = os.lstat(host).st_mode
+            return os.lstat(host).st_mode
         except (FileNotFoundError, NotADirectoryError):
-            return False
-    return st.S_IFMT(mode) == kind
+            return None
 
 
 def is_zero(tree: GuestTree, path: str) -> bool:

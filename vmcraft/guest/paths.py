@@ -38,17 +38,23 @@ def _components(path: str) -> list[str]:
     return [c for c in path.split("/") if c and c != "."]
 
 
-def resolve_guest_path(root: str, path: str, follow_final: bool = True) -> str:
+def resolve_guest_path(
+    root: str, path: str, follow_final: bool = True, *, slash_names_folder: bool = True
+) -> str:
     """Map a guest path to the host path under ``root`` that it names inside the guest.
 
     ``..`` never climbs above the guest's ``/``, and symlinks (absolute or relative) are
     resolved against the guest root. Components that do not exist are kept as they are, so a
-    path to a file about to be created resolves too.
+    path to a file about to be created resolves too. A path ending in ``/`` or ``/.`` names
+    a folder, as in POSIX: its final symlink is followed, and where a non-folder is found
+    the host path keeps a trailing ``/``, so that the kernel refuses it (ENOTDIR).
 
     Args:
         root: Host folder where the guest's ``/`` is mounted.
         path: Absolute guest path.
         follow_final: Follow a symlink in the last component (False for lstat, unlink...).
+        slash_names_folder: Give a trailing ``/`` its POSIX meaning (False: ignore it, so
+            that a call that changes ``/link/`` changes the link, never what it points to).
 
     Returns:
         A host path that is ``root`` or lies below it.
@@ -60,6 +66,8 @@ def resolve_guest_path(root: str, path: str, follow_final: bool = True) -> str:
     resolved: list[str] = []
     pending = _components(path)
     followed = 0
+    folder_only = slash_names_folder and bool(pending) and path.endswith(("/", "/."))
+    follow_final = follow_final or folder_only
 
     while pending:
         name = pending.pop(0)
@@ -88,7 +96,16 @@ def resolve_guest_path(root: str, path: str, follow_final: bool = True) -> str:
             resolved = []
         pending = _components(target) + pending
 
-    return os.path.join(root, *resolved) if resolved else root
+    host = os.path.join(root, *resolved) if resolved else root
+    return _as_folder(host) if folder_only else host
+
+
+def _as_folder(host: str) -> str:
+    try:
+        st = os.lstat(host)
+    except OSError:
+        return host  # missing: the call that uses it reports that, or creates a folder
+    return host if stat.S_ISDIR(st.st_mode) else host + "/"
 
 
 def _link_target(host: str) -> str | None:

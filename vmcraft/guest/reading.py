@@ -324,9 +324,23 @@ def file(tree: GuestTree, path: str) -> str:
         return names.get(stat.S_IFMT(mode), "unknown, not regular file")
 
     # -h: should the file have turned into a symlink meanwhile, describe it, never follow.
-    result = run(["file", "-zbh", "--", host], check=False)
+    return _described(["file", "-zbh", "--", host], path)
+
+
+def device_file(host_device: str, name: str) -> str:
+    """What a guest device holds, as ``file -zbsL`` reads it (libguestfs ``file`` of a device).
+
+    Args:
+        host_device: The host path of the guest device.
+        name: The guest's name for it (``/dev/sda1``), for messages.
+    """
+    return _described(["file", "-zbsL", "--", host_device], name)
+
+
+def _described(argv: list[str], name: str) -> str:
+    result = run(argv, check=False)
     if result.returncode != 0:
-        raise GuestFileError(f"cannot determine the type of {path}: {result.stderr.strip()}")
+        raise GuestFileError(f"cannot determine the type of {name}: {result.stderr.strip()}")
     return result.stdout.removesuffix("\n").removesuffix(" ")
 
 
