@@ -27,6 +27,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vmcraft import VMCraft
+
 log = logging.getLogger(__name__)
 
 SECTOR_SIZE = 512
@@ -155,6 +157,17 @@ def run(
         raise GuestBuildError(f"{argv[0]} exited {e.returncode}: {stderr}") from e
     log.debug("%s took %.3f s", argv[0], time.monotonic() - started)
     return result
+
+
+@contextlib.contextmanager
+def opened(*drives: Guest, readonly: bool = True, **options: float) -> Iterator[VMCraft]:
+    """A launched handle with one drive per guest (``options`` go to ``VMCraft()``), closed
+    on exit."""
+    with VMCraft(**options) as g:
+        for guest in drives:
+            g.add_drive_opts(str(guest.path), format=guest.format, readonly=readonly)
+        g.launch()
+        yield g
 
 
 def sha256(path: Path) -> str:

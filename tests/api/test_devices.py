@@ -8,19 +8,18 @@ source of a mount in /proc/self/mountinfo, and blkid runs directly on its nodes.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import guests
 import pytest
 from conftest import skip_unless_tools
-from guests import Guest, MiB
+from guests import Guest, MiB, opened
 
 from vmcraft import VMCraft
 from vmcraft.errors import DeviceNotFoundError, GuestFileError, StateError, VolumeError
@@ -32,16 +31,6 @@ CopyFactory = Callable[[Guest], Guest]
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def opened(*drives: Guest, readonly: bool = True, **options: float) -> Iterator[VMCraft]:
-    """A launched handle with one drive per guest, closed on exit."""
-    with VMCraft(**options) as g:
-        for guest in drives:
-            g.add_drive_opts(str(guest.path), format=guest.format, readonly=readonly)
-        g.launch()
-        yield g
 
 
 def partnum(device: str) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import guests
 import pytest
-from guests import Guest, MiB, MountEntry, sha256
+from guests import Guest, MiB, MountEntry, opened, sha256
 
 import vmcraft.guest.writing
 from vmcraft import VMCraft
@@ -41,16 +41,6 @@ MBR_MOUNT_TYPES = {
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def opened(*drives: Guest, readonly: bool = True) -> Iterator[VMCraft]:
-    """A launched handle with one drive per guest, closed on exit."""
-    with VMCraft() as g:
-        for guest in drives:
-            g.add_drive_opts(str(guest.path), format=guest.format, readonly=readonly)
-        g.launch()
-        yield g
 
 
 class MountWatch:

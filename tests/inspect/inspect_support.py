@@ -4,18 +4,16 @@ application records libguestfs returns, spelled from guestfs(3) rather than from
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import guests
 import pytest
-from guests import Guest
+from guests import Guest, opened
 
 from vmcraft import VMCraft
 from vmcraft.cli.inspect import describe, to_xml
@@ -53,15 +51,6 @@ def app2(name: str, **fields: str | int) -> dict[str, str | int]:
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-
-
-@contextlib.contextmanager
-def opened(*drives: Guest, readonly: bool = True) -> Iterator[VMCraft]:
-    with VMCraft() as g:
-        for guest in drives:
-            g.add_drive_opts(str(guest.path), format=guest.format, readonly=readonly)
-        g.launch()
-        yield g
 
 
 VIRT_INSPECTOR = Path(__file__).parent / "virt_inspector"
