@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import guests
 from guests import LVM_CONFIG, SECTOR_SIZE, FsSpec, MiB
@@ -149,9 +150,9 @@ DEBIAN_VOLUMES = (("root", 32 * MiB), ("usr", 16 * MiB), ("var", 16 * MiB), ("ho
 
 
 def _debian_specs() -> dict[str, FsSpec]:
-    def lv(name: str, number: int, **content: object) -> FsSpec:
+    def lv(name: str, number: int, **content: Any) -> FsSpec:
         fs_uuid = f"5eed0001-0000-4000-8000-0000000000{number:02x}"
-        return FsSpec(f"/dev/debian/{name}", "ext4", name, fs_uuid, **content)  # type: ignore[arg-type]
+        return FsSpec(f"/dev/debian/{name}", "ext4", name, fs_uuid, **content)
 
     root_files = {
         "/etc/debian_version": b"5.0.1\n",
@@ -239,8 +240,8 @@ AARCH64_PROGRAM = X86_64_PROGRAM[:18] + struct.pack("<H", 183) + X86_64_PROGRAM[
 
 
 def _gpt_specs() -> dict[str, FsSpec]:
-    def ext4(n: int, label: str, **content: object) -> FsSpec:
-        return FsSpec(f"/dev/sda{n}", "ext4", label, GPT_UUIDS[n], **content)  # type: ignore[arg-type]
+    def ext4(n: int, label: str, **content: Any) -> FsSpec:
+        return FsSpec(f"/dev/sda{n}", "ext4", label, GPT_UUIDS[n], **content)
 
     root_files = {
         "/etc/fstab": GPT_FSTAB,

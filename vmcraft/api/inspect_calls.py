@@ -15,14 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from vmcraft import command
 from vmcraft.api.devices import DeviceCalls
 from vmcraft.api.files import FileCalls
 from vmcraft.api.mounting import MountCalls
-from vmcraft.errors import CommandError, FilesystemError, InspectionError, MountError
+from vmcraft.errors import FilesystemError, InspectionError
 from vmcraft.filesystems import fallback
-from vmcraft.filesystems.drivers import Driver
-from vmcraft.filesystems.mount import SAFETY_OPTIONS, MountedFilesystem, mount_filesystem, unmount
+from vmcraft.filesystems.mount import MountedFilesystem, bind_readonly, unmount
 from vmcraft.filesystems.ordering import mount_in_order
 from vmcraft.guest.files import GuestTree
 from vmcraft.inspect.fstab_devices import GuestDevices
@@ -38,7 +36,6 @@ log = logging.getLogger(__name__)
 
 PROBE_WORKERS = 4
 """blkid runs at once when inspection probes every device (each mostly waits on I/O)."""
-BIND_DRIVER = Driver("none", "mount", fuse=False)
 
 
 @dataclass(frozen=True)
@@ -301,7 +298,8 @@ class InspectCalls(DeviceCalls, MountCalls, FileCalls):
         if candidate.mounted_at is None or candidate.fstype == "btrfs":
             mounted = _mount_readonly(candidate, target, subvolume, self._workdir)
         else:
-            mounted = _bind_readonly(candidate.mounted_at, target, candidate.name)
+            what = f"{candidate.name} for inspection"
+            mounted = bind_readonly(candidate.mounted_at, target, what)
         return functools.partial(_release, mounted)
 
     def inspect_mount_root(self, root: str, readonly: bool = True) -> dict[str, bool]:
@@ -325,34 +323,18 @@ class InspectCalls(DeviceCalls, MountCalls, FileCalls):
 def _mount_readonly(
     candidate: Candidate, target: str, subvolume: str | None, workdir: str
 ) -> MountedFilesystem:
-    what = f"{candidate.name} ({candidate.fstype}) for inspection"
-    extra = [f"subvol={subvolume}"] if subvolume else []
-
-    def attempt(options: list[str]) -> MountedFilesystem:
-        return mount_filesystem(
-            candidate.host_path,
-            target,
-            candidate.fstype,
-            options=[*options, *extra],
-            readonly=True,
-            log_dir=workdir,
-            what=what,
-        )
-
-    mounted, level = fallback.mount_with_fallback(attempt, candidate.fstype, what)
+    mounted, level = fallback.mount_climbing(
+        candidate.host_path,
+        target,
+        candidate.fstype,
+        options=[f"subvol={subvolume}"] if subvolume else [],
+        readonly=True,
+        log_dir=workdir,
+        what=f"{candidate.name} ({candidate.fstype}) for inspection",
+    )
     if level != "normal":
         log.info("inspecting %s mounted %s", candidate.name, level)
     return mounted
-
-
-def _bind_readonly(source: str, target: str, name: str) -> MountedFilesystem:
-    options = ["ro", *SAFETY_OPTIONS]
-    argv = ["mount", "--bind", "-o", ",".join(options), source, target]
-    try:
-        command.run(argv, timeout=120)
-    except CommandError as e:
-        raise MountError(f"cannot bind {name} (mounted at {source}) for inspection: {e}") from e
-    return MountedFilesystem(source, target, "none", options, BIND_DRIVER)
 
 
 def _release(mounted: MountedFilesystem) -> None:

@@ -19,7 +19,7 @@ import tempfile
 from vmcraft import command
 from vmcraft.errors import CommandError, FilesystemError
 from vmcraft.filesystems import fallback
-from vmcraft.filesystems.mount import MountedFilesystem, mount_filesystem, unmount
+from vmcraft.filesystems.mount import MountedFilesystem, unmount
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +54,15 @@ def list_subvolumes(source: str, workdir: str, what: str) -> list[str]:
 
 
 def _mount_top_level(source: str, target: str, what: str) -> MountedFilesystem:
-    def attempt(options: list[str]) -> MountedFilesystem:
-        return mount_filesystem(
-            source,
-            target,
-            "btrfs",
-            options=[*options, f"subvolid={TOP_LEVEL_ID}"],
-            readonly=True,
-            log_dir=os.path.dirname(target),
-            what=f"{what} (btrfs) to list its subvolumes",
-        )
-
-    mounted, _ = fallback.mount_with_fallback(attempt, "btrfs", what)
+    mounted, _ = fallback.mount_climbing(
+        source,
+        target,
+        "btrfs",
+        options=[f"subvolid={TOP_LEVEL_ID}"],
+        readonly=True,
+        log_dir=os.path.dirname(target),
+        what=f"{what} (btrfs) to list its subvolumes",
+    )
     return mounted
 
 

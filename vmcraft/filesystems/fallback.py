@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vmcraft.errors import FilesystemError
-from vmcraft.filesystems.mount import MountedFilesystem
+from vmcraft.filesystems.mount import MountedFilesystem, mount_filesystem
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +67,35 @@ def mount_with_fallback(
             log.info("mounting %s with %s failed: %s", what, rung.name, e)
             failures.append(f"{rung.name}: {e}")
     raise FilesystemError(f"cannot mount {what} at any level: " + "; ".join(failures))
+
+
+def mount_climbing(
+    source: str,
+    target: str,
+    fstype: str,
+    *,
+    options: list[str],
+    readonly: bool,
+    log_dir: str,
+    what: str,
+) -> tuple[MountedFilesystem, str]:
+    """:func:`mount_with_fallback` of one device: each rung's options join ``options``.
+
+    Args are :func:`vmcraft.filesystems.mount.mount_filesystem`'s.
+
+    Returns:
+        The mount and the name of the rung that made it.
+    """
+
+    def attempt(extra: list[str]) -> MountedFilesystem:
+        return mount_filesystem(
+            source,
+            target,
+            fstype,
+            options=[*extra, *options],
+            readonly=readonly,
+            log_dir=log_dir,
+            what=what,
+        )
+
+    return mount_with_fallback(attempt, fstype, what)

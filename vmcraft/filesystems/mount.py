@@ -153,6 +153,26 @@ def _wait_for_fuse(mounted: MountedFilesystem, what: str) -> None:
         time.sleep(0.002)
 
 
+BIND_DRIVER = Driver("none", "mount", fuse=False)
+
+
+def bind_readonly(source: str, target: str, what: str) -> MountedFilesystem:
+    """Show the folder ``source`` again, read-only, at ``target`` (``mount --bind``).
+
+    Only that one filesystem is shown, none of the mounts below it.
+
+    Raises:
+        MountError: The bind mount failed.
+    """
+    options = ["ro", *SAFETY_OPTIONS]
+    argv = ["mount", "--bind", "-o", ",".join(options), source, target]
+    try:
+        command.run(argv, timeout=120)
+    except CommandError as e:
+        raise MountError(f"cannot bind {what} (mounted at {source}): {_why(e)}") from e
+    return MountedFilesystem(source, target, "none", options, BIND_DRIVER)
+
+
 def unmount(mounted: MountedFilesystem) -> None:
     """Unmount, retrying while the filesystem is busy, then wait for a FUSE driver.
 
